@@ -1,0 +1,73 @@
+"""Wall-clock timing: warm-up excluded, then repeats until a time budget or a run count, reported as median and IQR."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long to measure.
+
+    Attributes:
+        target_s: keep repeating until the repeats add up to this many seconds...
+        min_runs: ...and at least this many runs were made...
+        max_runs: ...but never more than this many.
+        slow_s: a warm-up slower than this is the only run (its time is the sample; cold effects are noise there).
+        max_estimate_s: a peer estimated (from a probe) to take longer than this per call is skipped.
+    """
+
+    target_s: float
+    min_runs: int
+    max_runs: int
+    slow_s: float
+    max_estimate_s: float
+
+
+FULL_POLICY = Policy(target_s=1.0, min_runs=5, max_runs=100, slow_s=2.0, max_estimate_s=20.0)
+QUICK_POLICY = Policy(target_s=0.1, min_runs=3, max_runs=20, slow_s=0.5, max_estimate_s=2.0)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median and interquartile range of ``runs`` samples."""
+
+    median_s: float
+    iqr_s: float
+    runs: int
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Timing:
+        """Summarise samples (one sample gives an IQR of 0)."""
+        q1, median, q3 = np.percentile(samples, [25, 50, 75])
+        return cls(float(median), float(q3 - q1), len(samples))
+
+
+def timed(call: Callable[[], object]) -> tuple[object, float]:
+    """``call()``'s result and its wall time in seconds."""
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def repeat(call: Callable[[], object], policy: Policy) -> Timing:
+    """Time repeated calls of an already warmed-up ``call`` (garbage collector paused, as ``timeit`` does).
+
+    Example:
+        >>> repeat(lambda: sum(range(100)), QUICK_POLICY).runs >= QUICK_POLICY.min_runs
+        True
+    """
+    samples: list[float] = []
+    gc.collect()
+    gc.disable()
+    try:
+        while len(samples) < policy.max_runs and (len(samples) < policy.min_runs or sum(samples) < policy.target_s):
+            samples.append(timed(call)[1])
+    finally:
+        gc.enable()
+    return Timing.of(samples)

@@ -1,0 +1,38 @@
+"""xcorr: exact and fast 2-D cross-correlation and convolution for NumPy and PyTorch.
+
+Public API:
+
+- :func:`corr2d`, :func:`filter2d`, :func:`conv2d`: correlate (NumPy or torch, differentiable);
+- :func:`plan`, :func:`use`, :func:`tune`, :func:`algorithms`: see and steer which algorithm runs;
+- :mod:`xcorr.nn` (``Conv2D``, ``Conv2d``, ``LazyConv2d``) and :func:`convert`: layers;
+- :func:`fit_kernel`: find the kernel that maps inputs to outputs;
+- :mod:`xcorr.kernels`: named kernels.
+"""
+
+from xcorr import kernels, nn
+from xcorr._version import __version__
+from xcorr.algorithms import algorithm_names as algorithms
+from xcorr.errors import UnsupportedError
+from xcorr.fit import FitResult, fit_kernel
+from xcorr.functional import conv2d, corr2d, filter2d
+from xcorr.nn import convert
+from xcorr.planner import Choice, Plan, plan, tune, use
+
+__all__ = [
+    "Choice",
+    "FitResult",
+    "Plan",
+    "UnsupportedError",
+    "__version__",
+    "algorithms",
+    "conv2d",
+    "convert",
+    "corr2d",
+    "filter2d",
+    "fit_kernel",
+    "kernels",
+    "nn",
+    "plan",
+    "tune",
+    "use",
+]

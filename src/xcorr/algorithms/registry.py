@@ -1,0 +1,63 @@
+"""Name -> algorithm registry. Every algorithm answers the same :class:`~xcorr.problem.Problem` with one signature.
+
+An algorithm is registered once, at import, with :func:`register`; the planner, ``algo=`` and the test-suite
+all read this registry, so a newly registered algorithm is planned, selectable and tested without more code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from xcorr.problem import Problem
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One way to compute a :class:`Problem`.
+
+    Attributes:
+        name: what ``algo=`` accepts.
+        run: ``run(x, w, problem) -> y`` with ``x`` (N, C, H, W) unpadded, ``w`` (O, C // groups, kh, kw),
+            ``y`` (N, O, Ho, Wo) of ``x``'s dtype and device. Called without autograd; the zero padding in
+            ``problem.padding`` is the algorithm's to apply.
+        unsupported: ``None`` when the algorithm can compute the problem, else the reason it cannot.
+        cost: estimated seconds for the problem on this machine (constants in :mod:`xcorr.costs`).
+        exact: ``True`` when its rounding error is relative to each output (like a direct sum); ``False``
+            when it is absolute, about ``eps * max|x| * sum|w|`` (FFT, low-rank factorisations).
+        summary: one line for ``xcorr.algorithms()`` listings and docs.
+    """
+
+    name: str
+    run: Callable[[Tensor, Tensor, Problem], Tensor]
+    unsupported: Callable[[Problem], str | None]
+    cost: Callable[[Problem], float]
+    exact: bool
+    summary: str
+
+
+_REGISTRY: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    """Add ``algorithm`` under its name; a second registration under the same name is an error."""
+    if algorithm.name in _REGISTRY or algorithm.name == "auto":
+        raise ValueError(f"an algorithm named {algorithm.name!r} is already registered")
+    _REGISTRY[algorithm.name] = algorithm
+    return algorithm
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The algorithm called ``name``; a ``ValueError`` listing the valid names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(repr(n) for n in ("auto", *sorted(_REGISTRY)))
+        raise ValueError(f"unknown algorithm {name!r}; algo= takes one of {valid}") from None
+
+
+def algorithm_names() -> tuple[str, ...]:
+    """Registered names, sorted."""
+    return tuple(sorted(_REGISTRY))

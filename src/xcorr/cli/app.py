@@ -1,0 +1,77 @@
+"""The ``xcorr`` command: a typer app whose subcommands live in one module each, and ``main``, the entry point.
+
+``main`` owns the exit codes (0 ok, 1 some inputs failed, 2 usage error) and turns every expected failure into
+one ``xcorr: error: ...`` line on stderr, without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+import xcorr
+from xcorr.cli import bench_command, console, demo_command, filter_command, fit_command, plan_command
+from xcorr.cli.errors import EXIT_USAGE, CliError
+
+app = typer.Typer(
+    name="xcorr",
+    help="2-D cross-correlation for image files: filter, fit a kernel, explain the plan, benchmark.\n\n"
+    "Exit codes: 0 ok, 1 some inputs failed (the others were processed), 2 usage error (nothing was run).",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("filter", epilog=filter_command.EXAMPLES)(filter_command.filter_command)
+app.command("fit", epilog=fit_command.EXAMPLES)(fit_command.fit_command)
+app.command("plan", epilog=plan_command.EXAMPLES)(plan_command.plan_command)
+app.command("demo", epilog=demo_command.EXAMPLES)(demo_command.demo_command)
+app.command(
+    "bench", epilog=bench_command.EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(bench_command.bench_command)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.stdout.print(f"xcorr {xcorr.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Options shared by every subcommand; without a subcommand, print the help."""
+    if ctx.invoked_subcommand is None:
+        console.stdout.print(ctx.get_help(), markup=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``xcorr`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Example:
+        >>> main(["--version"])  # doctest: +ELLIPSIS
+        xcorr ...
+        0
+    """
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="xcorr", standalone_mode=False)
+    except CliError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    except typer.TyperException as exc:  # typer's usage errors (bad option, missing argument, bad choice)
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        console.error(exc.format_message() + (hint if exc.exit_code == EXIT_USAGE else ""))
+        return exc.exit_code
+    except typer.Abort:
+        console.error("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,243 @@
+"""``xcorr filter``: correlate image files with a kernel and write the results, safely, with a progress bar."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import typer
+
+import xcorr
+from xcorr.cli import console
+from xcorr.cli.depth import convert_samples
+from xcorr.cli.errors import CliError, InputError, UsageError
+from xcorr.cli.grid import Boundary, follow_output_grid
+from xcorr.cli.images import DEFAULT_MAX_PIXELS, FORMAT_BY_SUFFIX, Picture, format_of, read_picture, write_picture
+from xcorr.cli.kernel_spec import KERNEL_HELP, parse_kernel
+from xcorr.cli.safe_write import atomic_output, check_target
+
+Mode = Literal["same", "valid", "full"]
+OutputDtype = Literal["uint8", "uint16", "float32", "float64"]
+
+EXAMPLES = """\
+Examples:
+
+  xcorr filter photo.png -k sobel-x --abs -o edges.png
+
+  xcorr filter scans/*.tif -k gaussian:7,1.5 --boundary reflect --out-dir smoothed/
+
+  xcorr filter cells.tif -k "[[0,-1,0],[-1,4,-1],[0,-1,0]]" --dtype float32 -o cells_lap.tif
+
+Results are computed in float64 on the raw samples (0-255, 0-65535, or the floats stored) and written in the \
+input's dtype: rounded, then clipped to its range (the number of clipped samples is reported). --abs takes \
+absolute values first (edge maps); --normalize maps the result's min..max onto the full range instead of \
+clipping; --dtype float32 (TIFF, .npy) keeps every value. Colour channels are filtered one by one; alpha is kept.
+
+Exit codes: 0 all inputs written, 1 some inputs failed (the others were written), 2 usage error.
+"""
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """Everything one input needs besides its paths."""
+
+    kernel: np.ndarray
+    mode: Mode
+    boundary: Boundary
+    cval: float
+    algo: str
+    normalize: bool
+    absolute: bool
+    dtype: np.dtype | None
+    max_pixels: int
+    force: bool
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """One line of the outcome (``--json`` prints a list of these)."""
+
+    input: str
+    output: str | None
+    ok: bool
+    detail: str
+    clipped: int = 0
+    seconds: float = 0.0
+
+
+def filter_picture(picture: Picture, settings: FilterSettings) -> tuple[Picture, int]:
+    """Filter every colour plane of ``picture``, carry alpha along, convert to the output dtype.
+
+    Returns the new picture and how many samples were clipped to the output dtype's range.
+
+    Raises:
+        InputError: the kernel does not fit the image in "valid" mode (or another shape problem).
+    """
+    source_dtype = picture.planes.dtype
+    target_dtype = settings.dtype or source_dtype
+    try:
+        values = xcorr.filter2d(
+            picture.planes.astype(np.float64),
+            settings.kernel,
+            mode=settings.mode,
+            boundary=settings.boundary,
+            cval=settings.cval,
+            algo=settings.algo,
+        )
+    except ValueError as exc:  # xcorr's argument errors name the shapes and the fix
+        raise InputError(str(exc)) from None
+    values = np.abs(values) if settings.absolute else np.asarray(values)
+    converted = convert_samples(values, source_dtype, target_dtype, normalize=settings.normalize)
+    alpha = None
+    if picture.alpha is not None:
+        moved = follow_output_grid(picture.alpha, settings.kernel.shape, settings.mode, settings.boundary)
+        alpha = convert_samples(moved.astype(np.float64), source_dtype, target_dtype, normalize=False).samples
+    return Picture(converted.samples, alpha, picture.samples_axis, picture.format), converted.clipped
+
+
+def _filter_image_file(source: Path, target: Path, settings: FilterSettings) -> FileReport:
+    picture = read_picture(source, max_pixels=settings.max_pixels)
+    try:
+        filtered, clipped = filter_picture(picture, settings)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    with atomic_output(target) as staged:
+        write_picture(filtered, staged, format_of(target))
+    detail = f"{picture.description} -> {filtered.description}"
+    if clipped:
+        detail += f", {clipped} of {filtered.planes.size} samples clipped to the {filtered.planes.dtype} range"
+    return FileReport(str(source), str(target), True, detail, clipped)
+
+
+def _filter_zarr_store(source: Path, target: Path, settings: FilterSettings) -> FileReport:
+    """Out-of-core filtering of a Zarr array, delegated to :mod:`xcorr.dask` (the ``dask`` extra)."""
+    try:
+        from xcorr.dask import filter_to_zarr
+    except ImportError:
+        raise InputError(f"{source}: .zarr stores need xcorr's dask support: pip install 'xcorr[dask]'") from None
+    if settings.normalize or settings.absolute or settings.dtype is not None:
+        raise InputError(f"{source}: --normalize, --abs and --dtype apply to image files, not .zarr stores")
+    if target.suffix.lower() != ".zarr":
+        raise InputError(f"{target}: a .zarr input is written to a .zarr output")
+    with atomic_output(target) as staged:
+        filter_to_zarr(
+            source,
+            staged,
+            settings.kernel,
+            mode=settings.mode,
+            boundary=settings.boundary,
+            cval=settings.cval,
+            algo=settings.algo,
+        )
+    return FileReport(str(source), str(target), True, "zarr store filtered")
+
+
+FileFilter = Callable[[Path, Path, FilterSettings], FileReport]
+
+ROUTES: dict[str, FileFilter] = {".zarr": _filter_zarr_store}
+"""Input suffix -> pipeline; every other suffix goes through the in-memory image pipeline."""
+
+
+def _route(source: Path) -> FileFilter:
+    return ROUTES.get(source.suffix.lower(), _filter_image_file)
+
+
+def _targets(inputs: Sequence[Path], output: Path | None, out_dir: Path | None) -> list[Path]:
+    if output is not None and out_dir is None:
+        if len(inputs) != 1:
+            raise UsageError(f"-o/--output takes one input, got {len(inputs)}; use --out-dir for several")
+        if output.suffix.lower() not in FORMAT_BY_SUFFIX and output.suffix.lower() not in ROUTES:
+            known = ", ".join(sorted([*FORMAT_BY_SUFFIX, *ROUTES]))
+            raise UsageError(f"-o {output}: unsupported output format {output.suffix or '(none)'!r}; use {known}")
+        return [output]
+    if out_dir is None or output is not None:
+        raise UsageError("give exactly one of -o/--output (one input) or --out-dir (any number of inputs)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} is not a directory")
+    targets = [out_dir / source.name for source in inputs]
+    clashes = sorted({t.name for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise UsageError(f"several inputs would be written to the same file in {out_dir}: {', '.join(clashes)}")
+    return targets
+
+
+def filter_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files: PNG, JPEG, TIFF or .npy.", show_default=False)],
+    kernel: Annotated[str, typer.Option("-k", "--kernel", help=f"The kernel: {KERNEL_HELP}.", show_default=False)],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output file (one input); its suffix picks the format.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Directory for the outputs (same names as the inputs); created.")
+    ] = None,
+    mode: Annotated[Mode, typer.Option(help="Output size, as scipy.signal.correlate2d.")] = "same",
+    boundary: Annotated[Boundary, typer.Option(help="How the image extends past its edge (numpy.pad's names).")] = (
+        "constant"
+    ),
+    cval: Annotated[float, typer.Option(help="Value outside the image for --boundary constant.")] = 0.0,
+    algo: Annotated[str, typer.Option(help="auto, or an algorithm from xcorr.algorithms() (see xcorr plan).")] = "auto",
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="Map the result's min..max onto the full range instead of clipping.")
+    ] = False,
+    absolute: Annotated[bool, typer.Option("--abs", help="Absolute value of the result (edge magnitudes).")] = False,
+    dtype: Annotated[OutputDtype | None, typer.Option(help="Output sample type.", show_default="the input's")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (never an input).")] = False,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Refuse larger images (Pillow's decompression-bomb limit).")
+    ] = DEFAULT_MAX_PIXELS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report per input on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print errors only.")] = False,
+) -> None:
+    """Correlate image files with a kernel; colour channels one by one, alpha kept, bit depth kept."""
+    targets = _targets(inputs, output, out_dir)
+    if algo != "auto" and algo not in xcorr.algorithms():
+        raise UsageError(f"--algo {algo!r} is unknown; use auto or one of {', '.join(xcorr.algorithms())}")
+    settings = FilterSettings(
+        kernel=parse_kernel(kernel),
+        mode=mode,
+        boundary=boundary,
+        cval=cval,
+        algo=algo,
+        normalize=normalize,
+        absolute=absolute,
+        dtype=np.dtype(dtype) if dtype else None,
+        max_pixels=max_pixels,
+        force=force,
+    )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    with console.progress_bar(enabled=len(inputs) > 1 and not quiet and not as_json) as progress:
+        task = progress.add_task("filtering", total=len(inputs), status="")
+        for source, target in zip(inputs, targets, strict=True):
+            progress.update(task, status=source.name)
+            reports.append(_filter_one(source, target, settings, inputs, quiet=quiet or as_json))
+            progress.advance(task)
+    failed = [r for r in reports if not r.ok]
+    if as_json:
+        console.emit_json([asdict(r) for r in reports])
+    elif len(reports) > 1:
+        console.note(
+            f"filtered {len(reports) - len(failed)} of {len(reports)} files; {len(failed)} failed", quiet=quiet
+        )
+    if failed:
+        raise typer.Exit(InputError.exit_code)
+
+
+def _filter_one(
+    source: Path, target: Path, settings: FilterSettings, inputs: Sequence[Path], *, quiet: bool
+) -> FileReport:
+    started = time.perf_counter()
+    try:
+        check_target(target, inputs=inputs, force=settings.force)
+        report = _route(source)(source, target, settings)
+    except CliError as exc:
+        console.error(str(exc))
+        return FileReport(str(source), None, False, str(exc))
+    report = FileReport(**{**asdict(report), "seconds": round(time.perf_counter() - started, 4)})
+    console.note(f"{report.input} -> {report.output}: {report.detail}", quiet=quiet)
+    return report

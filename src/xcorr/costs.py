@@ -1,0 +1,47 @@
+"""The cost model's constants: seconds per unit of work, one table for every algorithm.
+
+Measured on the development machine (2 cores, x86_64 with AVX2, 2 torch/numba threads, float32) with
+``python -m bench.calibrate``, which prints this table; rerun it on another machine and paste its output here,
+or let ``xcorr.tune`` measure the real shapes instead. The model only has to rank algorithms, not predict
+times to the millisecond.
+"""
+
+# Fixed price of any call: argument checks, planning-cache lookup, one output allocation.
+CALL_OVERHEAD = 1.2e-5
+
+# reference: torch shift-and-add, one einsum per kernel tap.
+REFERENCE_PER_MAC = 1.0e-9
+REFERENCE_PER_TAP_PIXEL = 2.0e-9
+REFERENCE_PER_TAP = 1.5e-5  # one einsum call
+
+# vendor: torch.nn.functional.conv2d (oneDNN). Dense layers vectorise over channels; single-channel images
+# pay a large per-output-pixel overhead.
+VENDOR_PER_MAC_DENSE = 1.7e-11
+VENDOR_PER_MAC_THIN = 2.5e-10
+VENDOR_PER_OUTPUT_PIXEL_THIN = 3.4e-8
+
+# direct / separable (numba row kernels): a price per output row (task set-up, tap list, border columns) and
+# per multiply-add of the interior sweeps. Separable pays its per-MAC price on r * (kh + kw) taps.
+DIRECT_PER_ROW = 1.0e-7
+DIRECT_PER_MAC_F32 = 3.0e-11
+DIRECT_PER_MAC_F64 = 6.0e-11
+
+# ---- fft (src/xcorr/algorithms/fft.py): overlap-save FFT tiles. ----
+# Set from single-thread microbenchmarks of each step (quiet moments of a shared 2-core machine) divided by 1.8
+# for 2 threads; `python -m bench.calibrate` refits them (its least-squares fit needs a quiet machine).
+# float32 figures, per real tile (a complex transform of a tile pair counts as two); float64 costs twice as much.
+# Transforms (forward and inverse alike), per point per log2(points of the transform).
+FFT_PER_POINT_LOG2 = 5.0e-11
+# Fixed price of one tile transform (dispatch, short-transform inefficiency).
+FFT_PER_TRANSFORM = 1.5e-6
+# One complex multiply-add of the channel contraction.
+FFT_PER_SPECTRUM_MAC = 3.0e-10
+# Gathering tile pixels and scattering outputs, per tile point.
+FFT_PER_TILE_POINT = 1.5e-10
+# Python and dispatch overhead of one chunk of tiles (about 25 tensor operations).
+FFT_PER_CHUNK = 1.5e-4
+# Largest tile (points) chosen unless the kernel needs more: larger tiles fall out of cache.
+FFT_MAX_TILE_POINTS = 512 * 512
+# ---- end of fft ----
+
+SEPARABLE_PER_TERM_ROW = 2.0e-7

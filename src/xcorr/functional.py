@@ -1,0 +1,234 @@
+"""The public functions: ``corr2d`` (the notebook's), ``filter2d`` (image filtering) and ``conv2d`` (layers).
+
+Each checks its arguments, turns boundary handling into padding, and hands one zero-padded correlation to the
+engine (:func:`xcorr.autograd.correlate`). NumPy (or nested lists) in gives NumPy out; a torch tensor anywhere
+in the arguments gives a torch tensor out, differentiable in every tensor argument.
+"""
+
+from __future__ import annotations
+
+from typing import overload
+
+import numpy as np
+from torch import Tensor
+
+from xcorr import arguments
+from xcorr.arguments import ArrayLike, NumpyLike, Result
+from xcorr.autograd import correlate
+from xcorr.padding import pad
+
+
+def _hand_back(y: Tensor, to_numpy: bool) -> Result:
+    return y.detach().cpu().numpy() if to_numpy else y
+
+
+@overload
+def corr2d(x: Tensor, k: ArrayLike) -> Tensor: ...
+@overload
+def corr2d(x: NumpyLike, k: NumpyLike) -> np.ndarray: ...
+@overload
+def corr2d(x: ArrayLike, k: ArrayLike) -> Result: ...
+def corr2d(x: ArrayLike, k: ArrayLike) -> Result:
+    """Valid 2-D cross-correlation of one image with one kernel: the notebook's ``corr2d``.
+
+    Args:
+        x: image (H, W).
+        k: kernel (h, w), at most as large as ``x``.
+
+    Returns:
+        (H - h + 1, W - w + 1): ``y[i, j] = sum(x[i:i+h, j:j+w] * k)``. NumPy in -> NumPy out; torch in -> torch
+        out, differentiable in ``x`` and ``k``. Integer/bool inputs become float32; float16, bfloat16, float32
+        and float64 keep their dtype (mixed dtypes promote as in torch).
+
+    Example:
+        >>> import torch
+        >>> corr2d(torch.tensor([[0., 1., 2.], [3., 4., 5.], [6., 7., 8.]]), torch.tensor([[0., 1.], [2., 3.]]))
+        tensor([[19., 25.],
+                [37., 43.]])
+    """
+    image, kernel, to_numpy = arguments.to_common_tensors(x, k, ("x", "k"))
+    arguments.check_ndim(image, "x", (2,), "2-D (H, W); use filter2d for stacks of images")
+    arguments.check_ndim(kernel, "k", (2,), "2-D (h, w)")
+    arguments.check_not_empty(image.shape, "x")
+    arguments.check_not_empty(kernel.shape, "k")
+    arguments.fits_or_raise(
+        (image.shape[0], image.shape[1]),
+        (kernel.shape[0], kernel.shape[1]),
+        "use xcorr.filter2d(x, k, mode='same') or pad the input",
+    )
+    y = correlate(image[None, None], kernel[None, None])
+    return _hand_back(y[0, 0], to_numpy)
+
+
+@overload
+def filter2d(
+    image: Tensor, kernel: ArrayLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+) -> Tensor: ...
+@overload
+def filter2d(
+    image: NumpyLike, kernel: NumpyLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+) -> np.ndarray: ...
+@overload
+def filter2d(
+    image: ArrayLike, kernel: ArrayLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+) -> Result: ...
+def filter2d(
+    image: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    mode: str = "same",
+    boundary: str = "constant",
+    cval: float = 0.0,
+    algo: str = "auto",
+) -> Result:
+    """Cross-correlate every (H, W) slice of ``image`` with one 2-D ``kernel``, as an image filter.
+
+    Args:
+        image: (H, W) or (..., H, W); every leading slice is filtered with the same kernel.
+        kernel: (kh, kw). Correlation, not convolution: flip the kernel (``kernel[::-1, ::-1]``) to convolve.
+        mode: output size, exactly as ``scipy.signal.correlate2d``: ``"valid"`` (H - kh + 1, W - kw + 1),
+            ``"same"`` (H, W), centred as SciPy centres it, even kernels included, or ``"full"``
+            (H + kh - 1, W + kw - 1).
+        boundary: how the image extends past its edge, by ``numpy.pad``'s names: ``"constant"`` (``cval``),
+            ``"reflect"`` (d c b | a b c d | c b a), ``"symmetric"`` (c b a | a b c | c b a), ``"edge"``,
+            ``"wrap"``. The result equals ``numpy.pad`` followed by a valid correlation.
+        cval: the value outside the image for ``boundary="constant"``.
+        algo: ``"auto"`` or a name from :func:`xcorr.algorithms`.
+
+    Returns:
+        (..., Ho, Wo) of the promoted dtype (integers -> float32); NumPy when both inputs are NumPy.
+
+    Example:
+        >>> import numpy as np
+        >>> filter2d(np.eye(3), np.array([[1.0, 1.0]]), mode="same", boundary="wrap")
+        array([[1., 1., 0.],
+               [0., 1., 1.],
+               [1., 0., 1.]])
+    """
+    x, k, to_numpy = arguments.to_common_tensors(image, kernel, ("image", "kernel"))
+    arguments.check_ndim(x, "image", range(2, 64), "(H, W) or (..., H, W)")
+    arguments.check_ndim(k, "kernel", (2,), "2-D (kh, kw)")
+    mode = arguments.check_mode(mode)
+    boundary = arguments.check_boundary(boundary)
+    (h, w), (kh, kw) = x.shape[-2:], k.shape
+    arguments.check_not_empty((h, w), "image")
+    arguments.check_not_empty((kh, kw), "kernel")
+    if mode == "valid":
+        arguments.fits_or_raise((h, w), (kh, kw), "use mode='same' or pad the input")
+    leading = x.shape[:-2]
+    x = x.reshape(-1, 1, h, w)
+    padding = arguments.mode_padding(mode, (kh, kw))
+    if any(padding) and (boundary != "constant" or cval != 0):
+        x, padding = pad(x, padding, boundary, cval), (0, 0, 0, 0)
+    y = correlate(x, k[None, None], padding=padding, algo=algo)
+    return _hand_back(y.reshape(*leading, *y.shape[-2:]), to_numpy)
+
+
+_Pair = int | tuple[int, int]
+
+
+@overload
+def conv2d(
+    input: Tensor,
+    weight: ArrayLike,
+    bias: ArrayLike | None = ...,
+    stride: _Pair = ...,
+    padding: _Pair | str = ...,
+    dilation: _Pair = ...,
+    groups: int = ...,
+    padding_mode: str = ...,
+    *,
+    algo: str = ...,
+) -> Tensor: ...
+@overload
+def conv2d(
+    input: NumpyLike,
+    weight: NumpyLike,
+    bias: NumpyLike | None = ...,
+    stride: _Pair = ...,
+    padding: _Pair | str = ...,
+    dilation: _Pair = ...,
+    groups: int = ...,
+    padding_mode: str = ...,
+    *,
+    algo: str = ...,
+) -> np.ndarray: ...
+@overload
+def conv2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = ...,
+    stride: _Pair = ...,
+    padding: _Pair | str = ...,
+    dilation: _Pair = ...,
+    groups: int = ...,
+    padding_mode: str = ...,
+    *,
+    algo: str = ...,
+) -> Result: ...
+def conv2d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: _Pair = 1,
+    padding: _Pair | str = 0,
+    dilation: _Pair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    *,
+    algo: str = "auto",
+) -> Result:
+    """``torch.nn.functional.conv2d``, computed by xcorr's planner (a cross-correlation, as in torch).
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W).
+        weight: (O, C // groups, kh, kw).
+        bias: optional (O,).
+        stride, dilation: int or (h, w) pair, at least 1.
+        padding: int, (h, w) pair, ``"valid"`` or ``"same"`` (stride 1 only; for even kernels the extra row
+            and column go at the bottom and right, as torch).
+        groups: input and output channels split into this many groups.
+        padding_mode: as ``torch.nn.Conv2d``: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"``
+            (any padding width, extended as ``numpy.pad`` does).
+        algo: ``"auto"`` or a name from :func:`xcorr.algorithms`.
+
+    Returns:
+        (N, O, Ho, Wo), or (O, Ho, Wo) for unbatched input, with ``Ho = (H + 2 * pad_h - dilation_h * (kh - 1)
+        - 1) // stride_h + 1``. An empty batch (N = 0) gives an empty result.
+
+    Example:
+        >>> import torch
+        >>> conv2d(torch.ones(1, 1, 6, 8), torch.tensor([[[[-1.0, 1.0]]]])).shape
+        torch.Size([1, 1, 6, 7])
+    """
+    x, w, to_numpy = arguments.to_common_tensors(input, weight, ("input", "weight"))
+    arguments.check_ndim(x, "input", (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
+    arguments.check_ndim(w, "weight", (4,), "(out_channels, in_channels // groups, kh, kw)")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    arguments.check_not_empty(w.shape[2:], "weight")
+    groups = arguments.check_groups(groups, x.shape[1], w.shape)
+    stride_pair = arguments.pair(stride, "stride", minimum=1)
+    dilation_pair = arguments.pair(dilation, "dilation", minimum=1)
+    padding_quad = arguments.conv_padding(padding, (w.shape[2], w.shape[3]), dilation_pair, stride_pair)
+    boundary = arguments.check_padding_mode(padding_mode)
+    b = None
+    if bias is not None:
+        b, _, _ = arguments.to_common_tensors(bias, w, ("bias", "weight"))
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias must have shape ({w.shape[0]},) to match the weight, got {tuple(b.shape)}")
+    top, bottom, left, right = padding_quad
+    padded = (x.shape[2] + top + bottom, x.shape[3] + left + right)
+    extent = (dilation_pair[0] * (w.shape[2] - 1) + 1, dilation_pair[1] * (w.shape[3] - 1) + 1)
+    if extent[0] > padded[0] or extent[1] > padded[1]:
+        raise ValueError(
+            f"padded input {padded[0]}x{padded[1]} is smaller than the dilated kernel {extent[0]}x{extent[1]}; "
+            "pass more padding or a smaller kernel"
+        )
+    if boundary != "constant" and any(padding_quad):
+        x, padding_quad = pad(x, padding_quad, boundary), (0, 0, 0, 0)
+    y = correlate(x, w, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo)
+    if b is not None:
+        y = y + b.view(1, -1, 1, 1)
+    return _hand_back(y[0] if unbatched else y, to_numpy)

@@ -1,0 +1,99 @@
+"""Measured winners, remembered on disk so ``xcorr.tune`` pays once per shape and machine.
+
+The cache is one JSON file, ``$XCORR_CACHE_DIR/tuning.json`` (default ``~/.cache/xcorr/tuning.json``), keyed
+by the problem (shapes, geometry, dtype, device), torch's thread count and the xcorr and torch versions, so
+a winner measured under other conditions is never reused. A missing, corrupt or foreign file is treated as
+empty and rewritten at the next measurement; it is never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from xcorr._version import __version__
+from xcorr.problem import Problem
+
+_FORMAT = 1
+
+
+class _Loaded:
+    """The cache file as last read or written, and a counter bumped whenever that changes."""
+
+    path: ClassVar[Path | None] = None
+    entries: ClassVar[dict[str, str]] = {}
+    generation: ClassVar[int] = 0
+
+
+def cache_path() -> Path:
+    """Where measurements are kept: ``$XCORR_CACHE_DIR/tuning.json`` or ``~/.cache/xcorr/tuning.json``."""
+    root = os.environ.get("XCORR_CACHE_DIR") or Path.home() / ".cache" / "xcorr"
+    return Path(root) / "tuning.json"
+
+
+def _key(problem: Problem) -> str:
+    return f"{problem!r}|threads={torch.get_num_threads()}|xcorr={__version__}|torch={torch.__version__}"
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) and data.get("format") == _FORMAT else None
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _entries() -> dict[str, str]:
+    path = cache_path()
+    if _Loaded.path != path:
+        _Loaded.path, _Loaded.entries = path, _read(path)
+        _Loaded.generation += 1
+    return _Loaded.entries
+
+
+def generation() -> int:
+    """Changes whenever the cache's content may have changed (the planner keys its memo on it)."""
+    _entries()
+    return _Loaded.generation
+
+
+def lookup(problem: Problem) -> str | None:
+    """The measured winner for ``problem`` under the current conditions, if any."""
+    return _entries().get(_key(problem))
+
+
+def record(problem: Problem, algorithm: str) -> None:
+    """Remember ``algorithm`` as the winner for ``problem``; written atomically (temp file, then rename)."""
+    entries = {**_read(cache_path()), **_entries(), _key(problem): algorithm}
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump({"format": _FORMAT, "entries": entries}, handle, indent=1, sort_keys=True)
+    os.replace(handle.name, path)
+    _Loaded.path, _Loaded.entries = path, entries
+    _Loaded.generation += 1
+
+
+def measure(run: Callable[[], object], repeats: int, device: str) -> float:
+    """Median wall time of ``run()`` in seconds over ``repeats`` calls, after one warm-up call."""
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    run()
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

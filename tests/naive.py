@@ -1,0 +1,31 @@
+"""Independent float64 references, written as plainly as possible: loops over output pixels."""
+
+import numpy as np
+
+
+def naive_correlate(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> np.ndarray:
+    """y[n, o, i, j] = sum over the window of zero-padded x (o's group) times w[o], in float64."""
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (padding[0], padding[1]), (padding[2], padding[3])))
+    w = np.asarray(w, np.float64)
+    n, _, h, wid = x.shape
+    o, cg, kh, kw = w.shape
+    ho = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wid - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((n, o, ho, wo))
+    per_group = o // groups
+    for b in range(n):
+        for out in range(o):
+            channels = slice(out // per_group * cg, (out // per_group + 1) * cg)
+            for i in range(ho):
+                for j in range(wo):
+                    rows = slice(i * stride[0], i * stride[0] + dilation[0] * (kh - 1) + 1, dilation[0])
+                    cols = slice(j * stride[1], j * stride[1] + dilation[1] * (kw - 1) + 1, dilation[1])
+                    y[b, out, i, j] = np.sum(x[b, channels, rows, cols] * w[out])
+    return y

@@ -1,0 +1,107 @@
+"""The direct algorithm's own paths: wide rows (read in place, border strips), narrow rows (blocks), threads."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xcorr.algorithms import direct
+from xcorr.algorithms.threads import run_tasks
+from xcorr.problem import Problem
+
+
+def assert_matches_conv2d(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, problem: Problem) -> None:
+    """Against torch's float64 conv2d, with the error bound of a direct sum: taps * eps * (|x| * |w|)."""
+    top, bottom, left, right = problem.padding
+    xp = F.pad(x.double(), (left, right, top, bottom))
+    args = (None, problem.stride, 0, problem.dilation, problem.groups)
+    expected = F.conv2d(xp, w.double(), *args)
+    magnitude = F.conv2d(xp.abs(), w.double().abs(), *args)
+    taps = w.shape[1] * w.shape[2] * w.shape[3]
+    assert y.shape == expected.shape and y.dtype == x.dtype
+    assert torch.all((y.double() - expected).abs() <= 2 * taps * torch.finfo(x.dtype).eps * magnitude + 1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    width=st.integers(250, 600),
+    kernel=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(*[st.integers(0, 12)] * 4),
+    channels=st.sampled_from([(1, 1, 1), (3, 3, 3), (4, 2, 2), (2, 4, 1)]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_wide_rows_match_conv2d(width, kernel, stride, dilation, padding, channels, dtype, seed) -> None:  # type: ignore[no-untyped-def]
+    """Rows of 250+ columns take the row path: interior read in place, padded borders through the strips."""
+    c, o, groups = channels
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, c, 9, width, generator=g, dtype=dtype)
+    w = torch.randn(o, c // groups, *kernel, generator=g, dtype=dtype)
+    problem = Problem(tuple(x.shape), tuple(w.shape), stride, padding, dilation, groups, dtype)
+    if min(problem.output_shape[2:]) <= 0:
+        return
+    assert_matches_conv2d(direct.run(x, w, problem), x, w, problem)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_depthwise_blocks_on_several_threads(threads: int) -> None:
+    """Narrow stride-1 planes run in blocks of rows; tasks split across threads write disjoint rows."""
+    g = torch.Generator().manual_seed(threads)
+    x = torch.randn(3, 8, 70, 33, generator=g)
+    w = torch.randn(8, 1, 7, 5, generator=g)
+    problem = Problem(tuple(x.shape), tuple(w.shape), padding=(3, 3, 2, 2), groups=8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = direct.run(x, w, problem)
+    finally:
+        torch.set_num_threads(previous)
+    assert_matches_conv2d(y, x, w, problem)
+
+
+def test_block_mode_splits_tall_planes() -> None:
+    """A plane taller than one block (BLOCK_ELEMENTS / padded width rows) is split without seams."""
+    x = torch.randn(1, 1, 1000, 40, dtype=torch.float64)
+    w = torch.randn(1, 1, 5, 3, dtype=torch.float64)
+    problem = Problem(tuple(x.shape), tuple(w.shape), padding=(2, 2, 1, 1), dilation=(2, 1), dtype=torch.float64)
+    assert_matches_conv2d(direct.run(x, w, problem), x, w, problem)
+
+
+def test_padding_wider_than_the_image() -> None:
+    x = torch.randn(1, 1, 3, 4)
+    w = torch.randn(1, 1, 2, 2)
+    problem = Problem(tuple(x.shape), tuple(w.shape), padding=(5, 6, 300, 301))
+    assert_matches_conv2d(direct.run(x, w, problem), x, w, problem)
+
+
+def test_non_contiguous_input() -> None:
+    x = torch.randn(1, 2, 300, 280).transpose(2, 3)
+    w = torch.randn(2, 1, 3, 3)
+    problem = Problem(tuple(x.shape), tuple(w.shape), padding=(1, 1, 1, 1), groups=2)
+    assert_matches_conv2d(direct.run(x, w, problem), x, w, problem)
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [
+        (Problem((1, 1, 8, 8), (1, 1, 3, 3), dtype=torch.float16), "not float16"),
+        (Problem((1, 1, 8, 8), (1, 1, 3, 3), dtype=torch.bfloat16), "not bfloat16"),
+        (Problem((1, 1, 8, 8), (1, 1, 3, 3), device="cuda"), "CPU tensors only"),
+    ],
+)
+def test_refuses_with_a_reason(problem: Problem, reason: str) -> None:
+    assert reason in (direct.unsupported(problem) or "")
+
+
+def test_run_tasks_covers_every_task_once() -> None:
+    seen: list[int] = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_tasks(lambda first, stop: seen.extend(range(first, stop)), 1000, 1.0)
+    finally:
+        torch.set_num_threads(previous)
+    assert sorted(seen) == list(range(1000))

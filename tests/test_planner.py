@@ -1,0 +1,125 @@
+"""The planner: plans print their reasons, use() steers, precision vetoes, tune() measures and remembers."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import xcorr
+from xcorr import tuning
+from xcorr.algorithms import get_algorithm
+
+
+def test_plan_names_forward_and_gradient_products_with_reasons() -> None:
+    plan = xcorr.plan((8, 64, 64, 64), (64, 1, 7, 7), padding=3, groups=64, requires_grad=True)
+    text = str(plan)
+    assert text.startswith(
+        "plan for input 8x64x64x64, kernel 64x1x7x7, padding (3, 3, 3, 3), groups 64, float32 on cpu"
+    )
+    for line in ("forward:", "grad_input:", "grad_weight:", "cheapest by the cost model", "estimates:"):
+        assert line in text
+    assert plan.grad_input is not None and plan.grad_weight is not None
+    assert {plan.forward.algorithm, plan.grad_input.algorithm, plan.grad_weight.algorithm} <= set(xcorr.algorithms())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.forward = plan.grad_input  # type: ignore[misc]
+
+
+def test_estimates_are_sorted_and_the_choice_is_the_cheapest() -> None:
+    choice = xcorr.plan((1, 1, 512, 512), (1, 1, 15, 15), padding=7).forward
+    costs = [cost for _, cost in choice.estimates]
+    assert costs == sorted(costs) and choice.algorithm == choice.estimates[0][0]
+
+
+@given(
+    size=st.tuples(st.integers(1, 4096), st.integers(1, 4096)),
+    kernel=st.tuples(st.integers(1, 99), st.integers(1, 99)),
+    channels=st.integers(1, 8),
+    dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
+    grad=st.booleans(),
+)
+def test_auto_never_raises(
+    size: tuple[int, int], kernel: tuple[int, int], channels: int, dtype: torch.dtype, grad: bool
+) -> None:
+    plan = xcorr.plan(
+        (2, channels, *size), (channels, 1, *kernel), padding="same", groups=channels, dtype=dtype, requires_grad=grad
+    )
+    assert get_algorithm(plan.forward.algorithm).unsupported(plan.problem) is None
+
+
+def test_use_prefers_an_algorithm_inside_the_block_only() -> None:
+    shapes = ((1, 1, 256, 256), (1, 1, 3, 3))
+    default = xcorr.plan(*shapes).forward.algorithm
+    other = next(name for name in ("reference", "vendor") if name != default)
+    with xcorr.use(other):
+        chosen = xcorr.plan(*shapes).forward
+        assert chosen.algorithm == other and chosen.reason == f"preferred by xcorr.use({other!r})"
+        with xcorr.use(precision="exact"):
+            assert xcorr.plan(*shapes).forward.algorithm == other  # nesting keeps the outer preference
+    assert xcorr.plan(*shapes).forward.algorithm == default
+
+
+def test_use_falls_back_where_the_preferred_algorithm_cannot_run() -> None:
+    refusing = [
+        n
+        for n in xcorr.algorithms()
+        if get_algorithm(n).unsupported(xcorr.plan((1, 1, 8, 8), (1, 1, 3, 3), dtype=torch.float16).problem)
+    ]
+    for name in refusing:
+        with xcorr.use(name):
+            assert xcorr.plan((1, 1, 8, 8), (1, 1, 3, 3), dtype=torch.float16).forward.algorithm != name
+
+
+def test_exact_precision_vetoes_inexact_algorithms() -> None:
+    inexact = {n for n in xcorr.algorithms() if not get_algorithm(n).exact}
+    with xcorr.use(precision="exact"):
+        choice = xcorr.plan((1, 1, 2048, 2048), (1, 1, 63, 63), padding=31).forward
+    assert choice.algorithm not in inexact
+    assert not inexact & {name for name, _ in choice.estimates}
+
+
+def test_use_steers_real_calls_and_results_stay_exact() -> None:
+    x, k = torch.randn(40, 40, dtype=torch.float64), torch.randn(5, 5, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x[None, None], k[None, None], padding=2)[0, 0]
+    for name in xcorr.algorithms():
+        with xcorr.use(name):
+            torch.testing.assert_close(xcorr.filter2d(x, k), expected)
+
+
+def test_tune_measures_remembers_on_disk_and_plans_with_it() -> None:
+    shapes = ((1, 1, 96, 96), (1, 1, 5, 5))
+    plan = xcorr.tune(*shapes, padding=2, repeats=1)
+    assert plan.forward.reason == "measured fastest by xcorr.tune"
+    stored = json.loads(tuning.cache_path().read_text())
+    assert plan.forward.algorithm in stored["entries"].values()
+    assert xcorr.plan(*shapes, padding=2).forward.reason == "measured fastest by xcorr.tune"
+
+
+def test_tune_with_gradients_records_every_product() -> None:
+    plan = xcorr.tune((2, 4, 24, 24), (4, 1, 3, 3), groups=4, requires_grad=True, repeats=1)
+    assert plan.grad_input is not None and plan.grad_weight is not None
+    assert {plan.forward.reason, plan.grad_input.reason, plan.grad_weight.reason} == {"measured fastest by xcorr.tune"}
+    assert len(json.loads(tuning.cache_path().read_text())["entries"]) == 3
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 99, "entries": {}}', '["a list"]', ""])
+def test_corrupt_or_foreign_cache_files_are_ignored_and_rewritten(content: str) -> None:
+    path = tuning.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    assert xcorr.plan((1, 1, 64, 64), (1, 1, 3, 3)).forward.reason == "cheapest by the cost model"
+    xcorr.tune((1, 1, 64, 64), (1, 1, 3, 3), repeats=1)
+    assert json.loads(path.read_text())["format"] == 1
+
+
+def test_a_winner_measured_with_another_thread_count_is_not_reused() -> None:
+    threads = torch.get_num_threads()
+    xcorr.tune((1, 1, 64, 64), (1, 1, 3, 3), repeats=1)
+    torch.set_num_threads(threads + 1)
+    try:
+        assert xcorr.plan((1, 1, 64, 64), (1, 1, 3, 3)).forward.reason == "cheapest by the cost model"
+    finally:
+        torch.set_num_threads(threads)
+    assert xcorr.plan((1, 1, 64, 64), (1, 1, 3, 3)).forward.reason == "measured fastest by xcorr.tune"
