@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from xcorr.algorithms import direct, fft, separable
+from xcorr.algo import direct, fft, separable
 from xcorr.lowrank import weight_rank
 from xcorr.problem import Problem
 
@@ -34,7 +34,7 @@ def fft_constants() -> dict[str, float]:
     """Fit ``FFT_PER_*`` by non-negative least squares to timed runs with forced tile sizes.
 
     The problems span single images with small and large tiles, batches of depthwise images, a dense layer and a
-    weight-gradient shape, so every work count of :func:`xcorr.algorithms.fft.work` varies independently.
+    weight-gradient shape, so every work count of :func:`xcorr.algo.fft.work` varies independently.
     """
     cases = [
         (Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4), tile)
@@ -67,27 +67,30 @@ def fft_constants() -> dict[str, float]:
     return {f"FFT_PER_{name.upper()}": float(value) for name, value in zip(names, solution / scale, strict=True)}
 
 
-def _fit(cases: list[tuple[Problem, torch.Tensor, list[float]]], run: Callable[..., torch.Tensor]) -> np.ndarray:
+Case = tuple[Problem, torch.Tensor, list[float]]
+
+
+def _fit(cases: list[Case], run: Callable[[torch.Tensor, torch.Tensor, Problem], torch.Tensor]) -> list[float]:
     """Non-negative least squares of the fastest times of ``run(x, w, problem)`` on the given work counts."""
     rows, seconds = [], []
     for problem, w, counts in cases:
         x = torch.randn(problem.input_shape, dtype=problem.dtype)
-        seconds.append(best_time(lambda x=x, w=w, problem=problem: run(x, w, problem)))
+        seconds.append(best_time(partial(run, x, w, problem)))
         rows.append(counts)
     matrix = np.array(rows)
     scale = matrix.max(axis=0)
     solution, _ = nnls(matrix / scale, np.array(seconds))
-    return solution / scale
+    return [float(value) for value in solution / scale]
 
 
-def _direct_cases(dtype: torch.dtype) -> list[tuple[Problem, torch.Tensor, list[float]]]:
+def _direct_cases(dtype: torch.dtype) -> list[Case]:
     """Single-channel images (row path) and depthwise batches (block path), small kernels, 'same' padding."""
     problems = [Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4, dtype=dtype) for k in (3, 5, 7, 11)]
     problems += [
         Problem((8, 32, 64, 64), (32, 1, k, k), padding=(k // 2,) * 4, groups=32, dtype=dtype) for k in (3, 7, 11)
     ]
     problems += [Problem((2, 16, 128, 128), (32, 4, 3, 3), padding=(1,) * 4, groups=4, dtype=dtype)]
-    cases = []
+    cases: list[Case] = []
     for problem in problems:
         n, o, ho, _ = problem.output_shape
         cases.append((problem, torch.randn(problem.weight_shape, dtype=dtype), [n * o * ho, problem.macs]))
@@ -103,18 +106,19 @@ def direct_constants() -> dict[str, float]:
 
 def separable_constants() -> dict[str, float]:
     """``SEPARABLE_PER_TERM_ROW`` and ``SEPARABLE_PER_MAC`` (float32) on Gaussian and rank-2 kernels."""
-    cases = []
-    for k, rank, channels in ((7, 1, 1), (15, 1, 1), (31, 1, 1), (63, 1, 1), (31, 2, 1), (15, 1, 16)):
+    cases: list[Case] = []
+    for k, terms_wanted, channels in ((7, 1, 1), (15, 1, 1), (31, 1, 1), (63, 1, 1), (31, 2, 1), (15, 1, 16)):
         g = torch.exp(-((torch.arange(k) - k // 2) ** 2) / (k / 3) ** 2)
         w = torch.outer(g, g).expand(channels, 1, k, k).contiguous()
-        if rank == 2:
+        if terms_wanted == 2:
             w = w + torch.outer(torch.ones(k), torch.ones(k))
         size = 1024 if channels == 1 else 128
+        rank = weight_rank(w)
         problem = Problem(
-            (1, channels, size, size), tuple(w.shape), padding=(k // 2,) * 4, groups=channels, weight_rank=weight_rank(w)
+            (1, channels, size, size), (channels, 1, k, k), padding=(k // 2,) * 4, groups=channels, weight_rank=rank
         )
         n, o, ho, wo = problem.output_shape
-        terms = n * o * ho * problem.weight_rank
+        terms = n * o * ho * rank
         cases.append((problem, w, [terms, terms * (k * size + k * wo)]))
     per_term_row, per_mac = _fit(cases, separable.run)
     return {"SEPARABLE_PER_TERM_ROW": per_term_row, "SEPARABLE_PER_MAC": per_mac}
@@ -131,12 +135,7 @@ CALIBRATIONS: list[Callable[[], dict[str, float]]] = [fft_constants, direct_cons
 def main() -> None:
     """Run every calibration and print ``NAME = value`` lines."""
     print(f"# measured with {torch.get_num_threads()} torch threads")
-    for calibrate in def _fixed(tiling: fft.Tiling) -> Callable[[Problem], fft.Tiling]:
-    """A stand-in for ``fft.plan_tiling`` that always answers ``tiling``."""
-    return lambda _problem: tiling
-
-
-CALIBRATIONS:
+    for calibrate in CALIBRATIONS:
         print(f"# {calibrate.__name__}")
         for name, value in calibrate().items():
             print(f"{name} = {value:.2e}")

@@ -81,6 +81,15 @@ class Case:
         n, _, h, w = self.image_shape
         return n, self.out_channels, h, w
 
+    @property
+    def result_bytes(self) -> int:
+        """Bytes of what one call returns: the output, plus both gradients for backward cases."""
+        itemsize = np.dtype(self.dtype).itemsize
+        count = int(np.prod(self.output_shape))
+        if self.backward:
+            count += int(np.prod(self.image_shape)) + int(np.prod(self.weight_shape))
+        return count * itemsize
+
     def probe(self) -> tuple[Case, float] | None:
         """A cropped copy of this case for estimating cost, and the ratio of full to cropped work; None if small."""
         h, w = self.image_shape[-2:]
@@ -106,8 +115,8 @@ def gaussian_1d(size: int) -> np.ndarray:
     """The normalised 1-D Gaussian OpenCV's ``getGaussianKernel(size, 0)`` samples (sigma from the size), float64."""
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     t = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(t**2) / (2 * sigma**2))
-    return g / g.sum()
+    g: np.ndarray = np.exp(-(t**2) / (2 * sigma**2))
+    return g / float(g.sum())
 
 
 def make_inputs(case: Case, seed: int) -> Inputs:
@@ -143,8 +152,10 @@ class Sizes:
     float64_kernel: int
 
 
-FULL = Sizes(2048, (3, 7, 15, 31, 63), (7, 31, 63), (8, 64, 64), (7, 31), (16, 64, 56), (1080, 1920), (64, 64), 5, 2048, 31)
-QUICK = Sizes(256, (3, 7, 15, 31, 63), (7, 31, 63), (2, 16, 32), (7, 31), (2, 16, 28), (135, 240), (8, 32), 5, 256, 31)
+FULL = Sizes(
+    2048, (3, 7, 15, 31, 63), (7, 31, 63), (8, 64, 64), (7, 31), (16, 64, 56), (1080, 1920), (64, 64), 5, 2048, 31
+)
+QUICK = Sizes(192, (3, 7, 31), (7, 31), (2, 16, 32), (7, 31), (2, 16, 28), (135, 240), (8, 32), 5, 192, 15)
 TINY = Sizes(40, (3, 7, 15), (7, 15), (2, 4, 16), (3, 7), (2, 8, 12), (24, 32), (4, 16), 5, 40, 7)
 
 # The peers' names, as the tables print them (bench/peers.py defines one function per name).
@@ -206,7 +217,15 @@ def table(sizes: Sizes = FULL) -> list[Case]:
     h, w = sizes.rgb
     cases.append(Case(f"rgb 3x{h}x{w} k5", "filter", (3, h, w), 5, layout="rgb"))
     b, side = sizes.stack
-    cases.append(Case(f"stack {b}x{side}x{side} k{sizes.stack_kernel}", "filter", (b, side, side), sizes.stack_kernel, layout="stack"))
+    cases.append(
+        Case(
+            f"stack {b}x{side}x{side} k{sizes.stack_kernel}",
+            "filter",
+            (b, side, side),
+            sizes.stack_kernel,
+            layout="stack",
+        )
+    )
     s, k = sizes.float64_side, sizes.float64_kernel
     cases.append(Case(f"float64 gray {s}x{s} k{k}", "filter", (s, s), k, dtype="float64"))
     return cases

@@ -43,8 +43,12 @@ def make_source(path: Path, size: int, chunk: int) -> None:
     image.to_zarr(str(path), compressors=None)  # noise does not compress: both engines read and write raw chunks
 
 
-def run_engine(engine: str, source: Path, target: Path, kernel_size: int, rows: int, threads: int) -> float:
-    """Filter ``source[:rows]`` into ``target`` with one engine; return the wall time (called in a child process)."""
+def run_engine(engine: str, source: Path, target: Path, kernel_size: int, threads: int) -> float:
+    """Filter ``source`` into ``target`` with one engine; return the wall time (called in a child process).
+
+    xcorr gets the store's path (each task reads its own window from it); dask-image gets ``da.from_zarr`` of the
+    same store: both read the same chunks from the same store on the same scheduler.
+    """
     import dask
     import dask.array as da
     from dask_image.ndfilters import correlate as dask_image_correlate
@@ -52,13 +56,12 @@ def run_engine(engine: str, source: Path, target: Path, kernel_size: int, rows: 
     import xcorr.dask
 
     kernel = _kernel(kernel_size)
-    image = da.from_zarr(str(source))[:rows]
     start = time.perf_counter()  # imports done: both engines are timed from the same point
     with dask.config.set(scheduler="threads", num_workers=threads):
         if engine == "xcorr.dask":
-            xcorr.dask.filter_to_zarr(image, target, kernel, boundary="constant", overwrite=True, compressors=None)
+            xcorr.dask.filter_to_zarr(source, target, kernel, boundary="constant", overwrite=True, compressors=None)
         else:
-            dask_image_correlate(image, kernel, mode="constant", cval=0.0).to_zarr(
+            dask_image_correlate(da.from_zarr(str(source)), kernel, mode="constant", cval=0.0).to_zarr(
                 str(target), overwrite=True, compressors=None
             )
     return time.perf_counter() - start
@@ -68,7 +71,7 @@ def measure(engine: str, args: argparse.Namespace, target: Path) -> dict[str, fl
     """Run one engine in a child process; return its wall time and the peak RSS of its process tree."""
     command = [sys.executable, "-m", "bench.dask_bench", "--child", engine, "--target", str(target)]
     command += ["--dir", str(args.dir), "--size", str(args.size), "--chunk", str(args.chunk)]
-    command += ["--kernel", str(args.kernel), "--rows", str(args.rows), "--threads", str(args.threads)]
+    command += ["--kernel", str(args.kernel), "--threads", str(args.threads)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     root = psutil.Process(child.pid)
     peak = 0
@@ -85,13 +88,13 @@ def measure(engine: str, args: argparse.Namespace, target: Path) -> dict[str, fl
     return {"seconds": json.loads(output.strip().splitlines()[-1])["seconds"], "peak_rss_mib": peak / 2**20}
 
 
-def tile_errors(source: Path, target: Path, kernel_size: int, rows: int, tile: int, count: int) -> float:
+def tile_errors(source: Path, target: Path, kernel_size: int, tile: int, count: int) -> float:
     """Largest |output - float64 reference| / (max|x| * sum|k|) over the corners and random tiles of the output."""
     import zarr
 
     x, y = zarr.open_array(str(source), mode="r"), zarr.open_array(str(target), mode="r")
     k = _kernel(kernel_size).astype(np.float64)
-    height, width = rows, x.shape[1]
+    height, width = x.shape
     half = (kernel_size - 1) // 2
     rng = np.random.default_rng(2)
     corners = [(0, 0), (0, width - tile), (height - tile, 0), (height - tile, width - tile)]
@@ -128,25 +131,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16384, help="image side (pixels)")
     parser.add_argument("--chunk", type=int, default=2048, help="Zarr/Dask chunk side")
     parser.add_argument("--kernel", type=int, default=31, help="kernel side")
-    parser.add_argument("--rows", type=int, default=0, help="filter only the first ROWS rows (default: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Dask threads (both engines)")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "xcorr-dask-bench")
     parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.rows = args.rows or args.size
     source = args.dir / f"source-{args.size}-{args.chunk}.zarr"
     if args.child:
-        seconds = run_engine(args.child, source, args.target, args.kernel, args.rows, args.threads)
+        seconds = run_engine(args.child, source, args.target, args.kernel, args.threads)
         print(json.dumps({"seconds": seconds}))
         return
     args.dir.mkdir(parents=True, exist_ok=True)
     make_source(source, args.size, args.chunk)
-    gib = args.rows * args.size * 4 / 2**30
+    gib = args.size * args.size * 4 / 2**30
     print(f"machine: {machine()}")
     print(
-        f"case: {args.rows}x{args.size} float32 Zarr ({gib:.2f} GiB), chunks {args.chunk}^2, kernel "
+        f"case: {args.size}x{args.size} float32 Zarr ({gib:.2f} GiB), chunks {args.chunk}^2, kernel "
         f"{args.kernel}x{args.kernel}, boundary constant, Dask threaded scheduler with {args.threads} threads; "
         "peak RSS = whole child process tree, sampled every 20 ms\n"
     )
@@ -156,7 +157,7 @@ def main() -> None:
     for engine in args.engines:  # xcorr first: its row prints before the long dask-image run
         target = args.dir / f"out-{engine}.zarr"
         result = measure(engine, args, target)
-        error = tile_errors(source, target, args.kernel, args.rows, 256, 6)
+        error = tile_errors(source, target, args.kernel, 256, 6)
         seconds[engine] = result["seconds"]
         print(f"| {engine} | {result['seconds']:.1f} | {result['peak_rss_mib']:.0f} | - | {error:.1e} |", flush=True)
     if len(seconds) == len(ENGINES):

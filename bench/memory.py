@@ -10,11 +10,15 @@ and reuses are not counted, so the figure is a lower bound when a library caches
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import gc
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -28,10 +32,8 @@ def _status_bytes(field: str) -> int:
 
 
 def _trim_heap() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: freed pages stay resident (a lower bound)
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: freed pages stay resident, the measurement is then a lower bound
 
 
 @functools.cache
@@ -45,7 +47,7 @@ def available() -> bool:
     return True
 
 
-def extra_peak(call: Callable[[], object]) -> tuple[object, int | None]:
+def extra_peak(call: Callable[[], T]) -> tuple[T, int | None]:
     """``call()``'s result and the bytes it added to the process's peak RSS (``None`` where not measurable).
 
     Example:
@@ -62,3 +64,14 @@ def extra_peak(call: Callable[[], object]) -> tuple[object, int | None]:
     _CLEAR_REFS.write_text("5")
     result = call()
     return result, max(_status_bytes("VmHWM") - before, 0)
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still hand out without swapping (``MemAvailable``), or ``None`` where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

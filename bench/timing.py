@@ -6,8 +6,11 @@ import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Policy:
 
 
 FULL_POLICY = Policy(target_s=1.0, min_runs=5, max_runs=100, slow_s=2.0, max_estimate_s=20.0)
-QUICK_POLICY = Policy(target_s=0.1, min_runs=3, max_runs=20, slow_s=0.5, max_estimate_s=2.0)
+QUICK_POLICY = Policy(target_s=0.05, min_runs=3, max_runs=10, slow_s=0.25, max_estimate_s=1.0)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Timing:
         return cls(float(median), float(q3 - q1), len(samples))
 
 
-def timed(call: Callable[[], object]) -> tuple[object, float]:
+def timed(call: Callable[[], T]) -> tuple[T, float]:
     """``call()``'s result and its wall time in seconds."""
     start = time.perf_counter()
     result = call()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from tests.naive import naive_correlate
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 from xcorr.autograd import correlate, problem_for
 
 ALGORITHMS = xcorr.algorithms()

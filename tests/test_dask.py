@@ -251,6 +251,44 @@ def test_zarr_to_zarr_round_trip_with_progress(tmp_path: Path) -> None:
         xd.filter_to_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", k)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_store_to_store_reads_each_window_from_the_store(tmp_path: Path, mode: str, boundary: str) -> None:
+    """A path source: one task per output chunk reads its window (halo, outer edge) straight from the store."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 23, 19)).astype(np.float32)
+    source = zarr.create_array(store=str(tmp_path / "in.zarr"), shape=x.shape, chunks=(1, 8, 8), dtype=x.dtype)
+    source[:] = x
+    k = rng.standard_normal((7, 6)).astype(np.float32)  # wider than the 4-pixel chunks chosen below
+    reports: list[tuple[int, int]] = []
+    written = xd.filter_to_zarr(
+        tmp_path / "in.zarr",
+        tmp_path / "out.zarr",
+        k,
+        mode=mode,
+        boundary=boundary,
+        cval=0.5,
+        chunks=(2, 9, 4),
+        progress=lambda *r: reports.append(r),
+    )
+    expected = reference_filter(x, k, mode, boundary, 0.5)
+    np.testing.assert_allclose(written[:], expected, rtol=1e-4, atol=1e-4)
+    assert written.chunks == (2, 9, 4)
+    assert reports[-1] == (written.nchunks, written.nchunks)
+
+
+def test_store_to_store_from_a_colour_tiff(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    rgb = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb", rowsperstrip=5)
+    k = rng.standard_normal((5, 5)).astype(np.float32)
+    written = xd.filter_to_zarr(tmp_path / "rgb.tif", tmp_path / "o.zarr", k, boundary="wrap", chunks=(15, 12, 3))
+    assert written.dtype == np.float32  # integers are filtered as float32, as in memory
+    assert written.chunks == (3, 15, 12)
+    expected = reference_filter(np.moveaxis(rgb, -1, 0), k, "same", "wrap", 0.0)
+    np.testing.assert_allclose(written[:], expected, rtol=1e-4, atol=1e-3)
+
+
 def test_tiff_is_read_lazily_as_planes(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     rgb = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
@@ -275,5 +313,24 @@ def test_cli_filters_a_zarr_store_out_of_core(tmp_path: Path, capsys: pytest.Cap
     )
     assert run.code == 0, run.err
     stored = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")
+    assert stored.dtype == np.float32  # the float32 input's precision, although the CLI parses kernels in float64
     expected = reference_filter(x, np.array(kernel), "same", "reflect", 0.0)
     np.testing.assert_allclose(stored[:], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_filters_a_tiff_into_zarr_chunk_by_chunk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.cli_support import run_cli
+
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 65535, (70, 45), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "big.tif", x, rowsperstrip=8)
+    run = run_cli(
+        capsys, "filter", tmp_path / "big.tif", "-k", "box:5", "--boundary", "symmetric", "--chunk-size", 32,
+        "-o", tmp_path / "o.zarr", "--json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    stored = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")
+    assert stored.chunks == (32, 32)
+    assert "6 chunks" in run.out  # 3 x 2 chunks of 32 pixels
+    expected = reference_filter(x, np.ones((5, 5)) / 25, "same", "symmetric", 0.0)
+    np.testing.assert_allclose(stored[:], expected, rtol=1e-5, atol=1e-2)

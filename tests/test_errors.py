@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import xcorr
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 
 IMAGE, KERNEL = np.ones((4, 5)), np.ones((2, 2))
 X4, W4 = torch.ones(1, 2, 5, 5), torch.ones(3, 2, 3, 3)

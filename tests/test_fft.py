@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from xcorr import costs
-from xcorr.algorithms import fft
+from xcorr.algo import fft
 from xcorr.problem import Problem
 
 
@@ -142,7 +142,7 @@ def test_half_precision_is_computed_in_float32(dtype: torch.dtype) -> None:
 
 MEMORY_SCRIPT = """
 import json, resource, sys, torch
-from xcorr.algorithms import fft
+from xcorr.algo import fft
 from xcorr.problem import Problem
 torch.set_num_threads(1)
 x = torch.randn(1, 1, 2048, 2048, dtype=torch.float64)

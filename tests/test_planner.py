@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from xcorr import tuning
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 
 
 def test_plan_names_forward_and_gradient_products_with_reasons() -> None:

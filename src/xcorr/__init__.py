@@ -11,7 +11,7 @@ Public API:
 
 from xcorr import kernels, nn
 from xcorr._version import __version__
-from xcorr.algorithms import algorithm_names as algorithms
+from xcorr.algo import algorithm_names as algorithms
 from xcorr.errors import UnsupportedError
 from xcorr.fit import FitResult, fit_kernel
 from xcorr.functional import conv2d, corr2d, filter2d

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from xcorr import lowrank
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 from xcorr.gradients import input_gradient, weight_gradient
 from xcorr.planner import Plan, choose_exact, plan_problem
 from xcorr.problem import Pair, Problem, Quad

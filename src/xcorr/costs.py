@@ -20,13 +20,7 @@ VENDOR_PER_MAC_DENSE = 1.7e-11
 VENDOR_PER_MAC_THIN = 2.5e-10
 VENDOR_PER_OUTPUT_PIXEL_THIN = 3.4e-8
 
-# direct / separable (numba row kernels): a price per output row (task set-up, tap list, border columns) and
-# per multiply-add of the interior sweeps. Separable pays its per-MAC price on r * (kh + kw) taps.
-DIRECT_PER_ROW = 1.0e-7
-DIRECT_PER_MAC_F32 = 3.0e-11
-DIRECT_PER_MAC_F64 = 6.0e-11
-
-# ---- fft (src/xcorr/algorithms/fft.py): overlap-save FFT tiles. ----
+# ---- fft (src/xcorr/algo/fft.py): overlap-save FFT tiles. ----
 # Set from single-thread microbenchmarks of each step (quiet moments of a shared 2-core machine) divided by 1.8
 # for 2 threads; `python -m bench.calibrate` refits them (its least-squares fit needs a quiet machine).
 # float32 figures, per real tile (a complex transform of a tile pair counts as two); float64 costs twice as much.
@@ -44,4 +38,15 @@ FFT_PER_CHUNK = 1.5e-4
 FFT_MAX_TILE_POINTS = 512 * 512
 # ---- end of fft ----
 
-SEPARABLE_PER_TERM_ROW = 2.0e-7
+# ---- direct and separable (src/xcorr/algo/{direct,separable}.py): numba row sweeps. ----
+# Fitted like fft's: bench.calibrate's direct_constants and separable_constants timed on 1 thread (CPU time, the
+# shared 2-core machine being busy) and divided by 1.8 for 2 threads; `python -m bench.calibrate` refits them on
+# a quiet machine. Per output row (tap list, border strips or block copies) and per multiply-add of the sweeps.
+DIRECT_PER_ROW = 4.5e-8
+DIRECT_PER_MAC_F32 = 3.8e-11
+DIRECT_PER_MAC_F64 = 5.7e-11
+# Separable: per output row per (input channel, rank term) pair of passes, and per multiply-add of the passes
+# (the vertical one over input columns, the horizontal one over output columns); float64 scaled as for direct.
+SEPARABLE_PER_TERM_ROW = 5.6e-7
+SEPARABLE_PER_MAC = 5.0e-11
+# ---- end of direct and separable ----

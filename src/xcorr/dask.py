@@ -13,6 +13,11 @@ the in-memory function on its input chunk plus a halo, so every chunk gets xcorr
 3. each block is correlated in ``"valid"`` mode. Output chunks lie over the input chunks they come from
    (``mode="same"`` keeps the input's chunks exactly).
 
+``filter_to_zarr`` from a stored array (a Zarr or TIFF path) needs no such graph: each task reads its output
+chunk's window, halo and outer boundary included, straight from the store (the boundary by index mapping, as
+``numpy.pad``), filters it in ``"valid"`` mode and writes the chunk. The tasks are independent, so memory is one
+window per worker thread, whatever the image size and whatever order the scheduler picks.
+
 Threads: Dask already runs one task per worker thread and sizes its pools to the cores (the threaded scheduler
 has one thread per core; a ``LocalCluster`` splits the cores among workers x threads), so each task runs the
 kernel with ``threads_per_task=1`` torch (and numba, which follows torch) thread by default: never more threads
@@ -40,7 +45,7 @@ from dask.base import compute, get_scheduler, tokenize
 from dask.callbacks import Callback
 
 from xcorr import arguments, functional
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 from xcorr.arguments import ArrayLike
 from xcorr.padding import source_indices
 
@@ -112,8 +117,8 @@ def filter2d(
         padded,
         depth={
             **dict.fromkeys(range(array.ndim - 2), 0),
-            array.ndim - 2: rows.depth,
-            array.ndim - 1: cols.depth,
+            array.ndim - 2: (0, rows.depth),
+            array.ndim - 1: (0, cols.depth),
         },
         boundary="none",
         trim=False,
@@ -205,7 +210,7 @@ def conv2d(
     result: da.Array = da.map_overlap(
         _conv_block,
         padded,
-        depth={0: 0, 1: 0, 2: rows.depth, 3: cols.depth},
+        depth={0: 0, 1: 0, 2: (0, rows.depth), 3: (0, cols.depth)},
         boundary="none",
         trim=False,
         allow_rechunk=False,
@@ -223,40 +228,23 @@ def conv2d(
     return result
 
 
-def open_array(path: str | Path, *, chunks: Any = None) -> da.Array:
+def open_array(path: str | Path, *, chunks: int | Any = None) -> da.Array:
     """A Zarr array or a TIFF file as a lazy Dask array of (..., H, W) planes, read chunk by chunk.
 
     Args:
         path: a Zarr v2/v3 array (directory or ``.zip`` store), or a ``.tif``/``.tiff`` file (read through
             ``tifffile``'s Zarr view of its tiles or strips: nothing is read up front). Colour TIFFs (samples
             last) come back as (S, H, W) planes.
-        chunks: Dask chunks; by default the stored chunks, enlarged to at least ``MIN_READ_CHUNK`` pixels a side
+        chunks: Dask chunks of the stored array; an int: spatial chunks of that side (the other axes keep their
+            stored chunks); by default the stored chunks, enlarged to at least ``MIN_READ_CHUNK`` pixels a side
             (TIFF strips are a few rows each; one task per strip would cost more than the filter).
 
     Example:
         >>> image = open_array("slide.zarr")  # doctest: +SKIP
         >>> filter2d(image, np.ones((31, 31)) / 961).to_zarr("smoothed.zarr")  # doctest: +SKIP
     """
-    path = Path(path)
-    samples_last = False
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            samples_last = tif.series[0].axes.endswith("S")
-        stored = zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0), mode="r")
-    else:
-        try:
-            stored = zarr.open_array(path, mode="r")
-        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError) as error:
-            raise ValueError(
-                f"{path} is not a Zarr array ({error}); for a group, pass the array's path in it"
-            ) from None
-    if chunks is None:
-        chunks = _enlarged_chunks(stored.chunks, stored.shape, samples_last)
-    array: da.Array = da.from_zarr(stored, chunks=chunks)
-    planes: da.Array = da.moveaxis(array, -1, 0) if samples_last else array
-    return planes
+    planes = _StoredPlanes.open(path)
+    return planes.lazy(chunks)
 
 
 def filter_to_zarr(
@@ -269,20 +257,25 @@ def filter_to_zarr(
     cval: float = 0.0,
     algo: str = "auto",
     threads_per_task: int = 1,
+    chunks: int | Any = None,
     overwrite: bool = False,
     compressors: Any = "auto",
     progress: Progress | None = None,
 ) -> zarr.Array[Any]:
     """Filter a Zarr array or TIFF file (or any Dask array) into a new Zarr array, chunk by chunk.
 
-    Memory stays bounded by a few chunks per worker thread, whatever the image size: chunks are read, filtered
-    and written as the scheduler goes, never gathered. Runs on the current Dask scheduler (the threaded one by
-    default, or a ``distributed.Client`` that is the default).
+    A path is read window by window: each task reads one output chunk's input window (its halo and, at the
+    image's edge, the boundary's mirrored, wrapped or constant samples included) straight from the store, filters
+    it in ``"valid"`` mode and writes the chunk. No task depends on another, so memory stays at about one window
+    per worker thread (plus its FFT buffers) whatever the image size. A Dask array goes through
+    :func:`filter2d`'s graph instead (a few chunks per thread). Runs on the current Dask scheduler (the threaded
+    one by default, or a default ``distributed.Client``).
 
     Args:
         source: a path for :func:`open_array`, or a Dask array.
-        target: the Zarr store to create; its chunks are the source's chunk shape.
+        target: the Zarr store to create; its chunks are the source's Dask chunk shape.
         kernel, mode, boundary, cval, algo, threads_per_task: as :func:`filter2d`.
+        chunks: for a path, the chunks to read and write (as :func:`open_array`); ignored for a Dask array.
         overwrite: replace an existing ``target``; otherwise an existing one is an error.
         compressors: as ``zarr.create_array`` (``"auto"``: Zarr's default; ``None``: raw chunks, fastest for
             noise-like float data that does not compress).
@@ -294,8 +287,12 @@ def filter_to_zarr(
     Example:
         >>> filter_to_zarr("slide.zarr", "edges.zarr", xcorr.kernels.sobel_x(), boundary="edge")  # doctest: +SKIP
     """
-    image = source if isinstance(source, da.Array) else open_array(source)
-    result = filter2d(
+    if isinstance(source, da.Array):
+        planes, image = None, source
+    else:
+        planes = _StoredPlanes.open(source)
+        image = planes.lazy(chunks)
+    result = filter2d(  # validates every argument; its graph is used for Dask array sources only
         image, kernel, mode=mode, boundary=boundary, cval=cval, algo=algo, threads_per_task=threads_per_task
     )
     chunk_shape = tuple(max(1, min(c, s)) for c, s in zip(image.chunksize, result.shape, strict=True))
@@ -310,17 +307,138 @@ def filter_to_zarr(
         )
     except zarr.errors.ContainsArrayError:
         raise ValueError(f"{target} already exists; pass overwrite=True to replace it") from None
-    result = result.rechunk(chunk_shape)  # one task writes one whole stored chunk: no locks needed
-    written = result.map_blocks(
-        _write_block,
-        target=stored,
-        chunks=tuple((1,) * len(c) for c in result.chunks),
-        dtype=bool,
-        meta=np.empty((0,) * result.ndim, bool),
-        name="xcorr-write-" + tokenize(result, str(target)),
-    )
+    if planes is None:
+        result = result.rechunk(chunk_shape)  # one task writes one whole stored chunk: no locks needed
+        written = result.map_blocks(
+            _write_block,
+            target=stored,
+            chunks=tuple((1,) * len(c) for c in result.chunks),
+            dtype=bool,
+            meta=np.empty((0,) * result.ndim, bool),
+            name="xcorr-write-" + tokenize(result, str(target)),
+        )
+    else:
+        weights = _host_array(kernel)
+        padding = arguments.mode_padding(mode, weights.shape)
+        window = _Window(planes, weights.shape, padding, boundary, cval, np.dtype(result.dtype))
+        grid = tuple(-(-size // chunk) for size, chunk in zip(result.shape, chunk_shape, strict=True))
+        written = da.zeros(grid, chunks=1, dtype=bool).map_blocks(
+            _filter_window_block,
+            window=window,
+            target=stored,
+            kernel=weights,
+            algo=algo,
+            threads=threads_per_task,
+            dtype=bool,
+            meta=np.empty((0,) * result.ndim, bool),
+            name="xcorr-window-" + tokenize(str(source), str(target), weights, mode, boundary, cval, algo, chunks),
+        )
     _compute_with_progress(written, progress)
     return stored
+
+
+# --------------------------------------------------------------------------------------------- stored planes
+
+
+@dataclass(frozen=True)
+class _StoredPlanes:
+    """A stored array seen as (..., H, W) planes: a Zarr array, or a TIFF's Zarr view, whose samples-last
+    colour images (..., H, W, S) are seen as (S, ..., H, W). Pickled as its path (reopened where it lands: a TIFF's
+    open file cannot travel to a worker process)."""
+
+    path: Path
+    array: zarr.Array[Any]
+    samples_last: bool
+
+    def __reduce__(self) -> tuple[Callable[[Path], _StoredPlanes], tuple[Path]]:
+        return _StoredPlanes.open, (self.path,)
+
+    @classmethod
+    def open(cls, path: str | Path) -> _StoredPlanes:
+        path = Path(path)
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                samples_last = tif.series[0].axes.endswith("S")
+            view = tifffile.imread(path, aszarr=True, series=0, level=0)
+            return cls(path, zarr.open_array(view, mode="r"), samples_last)
+        try:
+            return cls(path, zarr.open_array(path, mode="r"), False)
+        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError) as error:
+            raise ValueError(
+                f"{path} is not a Zarr array ({error}); for a group, pass the array's path in it"
+            ) from None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = tuple(self.array.shape)
+        return (shape[-1], *shape[:-1]) if self.samples_last else shape
+
+    def lazy(self, chunks: Any) -> da.Array:
+        """The planes as a Dask array; by default in the stored chunks, enlarged (see :func:`open_array`)."""
+        if chunks is None or isinstance(chunks, int):
+            chunks = _read_chunks(self.array.chunks, self.array.shape, self.samples_last, chunks)
+        array: da.Array = da.from_zarr(self.array, chunks=chunks)
+        planes: da.Array = da.moveaxis(array, -1, 0) if self.samples_last else array
+        return planes
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """``planes[region]`` (one basic slice per axis), read from the store."""
+        if self.samples_last:
+            samples_last = (*region[1:], region[0])
+            return np.moveaxis(np.asarray(self.array[samples_last]), -1, 0)
+        return np.asarray(self.array[region])
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Reads, from the store, the samples of the padded planes that an output region of the correlation reads."""
+
+    planes: _StoredPlanes
+    kernel_shape: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    boundary: str
+    cval: float
+    dtype: np.dtype[Any]
+
+    def read(self, out_region: tuple[slice, ...]) -> np.ndarray:
+        """(..., ho + kh - 1, wo + kw - 1) padded samples under the output region (..., ho, wo)."""
+        *lead, rows, cols = out_region
+        height, width = self.planes.shape[-2:]
+        (kh, kw), (top, bottom, left, right) = self.kernel_shape, self.padding
+        row_index = self._source(height, top, bottom, rows.start, rows.stop + kh - 1)
+        col_index = self._source(width, left, right, cols.start, cols.stop + kw - 1)
+        row_slices, row_pos = _runs(row_index)
+        col_slices, col_pos = _runs(col_index)
+        parts = [[self.planes.read((*lead, r, c)) for c in col_slices] for r in row_slices]
+        block = parts[0][0] if len(row_slices) == len(col_slices) == 1 else np.block(parts)
+        if _is_identity(row_pos) and _is_identity(col_pos):  # an inner window: the stored samples as they are
+            return block.astype(self.dtype, copy=False)
+        window = block[..., row_pos.clip(0)[:, None], col_pos.clip(0)].astype(self.dtype, copy=False)
+        window[..., row_pos < 0, :] = self.cval
+        window[..., col_pos < 0] = self.cval
+        return window
+
+    def _source(self, size: int, before: int, after: int, start: int, stop: int) -> np.ndarray:
+        """Input index of padded positions ``[start, stop)``; -1 outside the input under boundary "constant"."""
+        if self.boundary == "constant":
+            index = np.arange(start - before, stop - before)
+            return np.where((index >= 0) & (index < size), index, -1)
+        return source_indices(size, before, after, self.boundary, torch.device("cpu")).numpy()[start:stop]
+
+
+def _runs(index: np.ndarray) -> tuple[list[slice], np.ndarray]:
+    """Slices covering the distinct entries >= 0 of ``index``, ascending, and where each entry lies in their
+    concatenation (-1 where ``index`` is -1)."""
+    distinct = np.unique(index[index >= 0])
+    breaks = np.flatnonzero(np.diff(distinct) != 1) + 1
+    slices = [slice(int(run[0]), int(run[-1]) + 1) for run in np.split(distinct, breaks)]
+    return slices, np.where(index >= 0, np.searchsorted(distinct, index), -1)
+
+
+def _is_identity(positions: np.ndarray) -> bool:
+    return bool(np.array_equal(positions, np.arange(len(positions))))
 
 
 # --------------------------------------------------------------------------------------------- geometry
@@ -328,12 +446,12 @@ def filter_to_zarr(
 
 @dataclass(frozen=True)
 class _AxisTiling:
-    """How one spatial axis is cut: output chunks, the padded input's chunks, and the halo each block reads from
-    its neighbours (rows before, rows after)."""
+    """How one spatial axis is cut: output chunks, the padded input's chunks, and the rows each block reads past
+    its end (``extent - stride``, from the next chunk)."""
 
     out_chunks: tuple[int, ...]
     padded_chunks: tuple[int, ...]
-    depth: tuple[int, int]
+    depth: int
 
 
 def _tile_axis(in_chunks: Sequence[int], before: int, after: int, extent: int, stride: int) -> _AxisTiling:
@@ -342,31 +460,17 @@ def _tile_axis(in_chunks: Sequence[int], before: int, after: int, extent: int, s
     Output ``i`` reads padded positions ``[stride * i, stride * i + extent)``, centred on input position
     ``stride * i - before + (extent - 1) // 2``; the output is cut where that centre crosses an input chunk
     boundary, so every output chunk lies over its input chunk (``mode="same"``: the same chunks).
-
-    Stride 1: the padded chunks are the input's, the pads folded into the first and last one, and each block
-    reads ``centre`` rows before and ``extent - 1 - centre`` after: inner chunks go to ``map_overlap`` untouched.
-    Stride > 1: a padded chunk is ``stride`` times its output chunk and each block reads ``extent - stride`` rows
-    after it (the output cuts fall on multiples of the stride, so the padded array is rechunked).
     """
     padded = sum(in_chunks) + before + after
     out_len = (padded - extent) // stride + 1
     centre = (extent - 1) // 2
-    if stride == 1:
-        folded = [*in_chunks]
-        folded[0] += before
-        folded[-1] += after
-        padded_chunks = _merge_small(folded, minimum=extent - centre)  # every output chunk >= 1
-        out_chunks = [*padded_chunks]
-        out_chunks[0] -= centre
-        out_chunks[-1] -= extent - 1 - centre
-        return _AxisTiling(tuple(out_chunks), padded_chunks, (centre, extent - 1 - centre))
     ends = np.cumsum(in_chunks)[:-1]
     cuts = sorted({-(-(int(end) + before - centre) // stride) for end in ends} & set(range(1, out_len)))
     sizes = np.diff([0, *cuts, out_len]).tolist()
     depth = max(extent - stride, 0)
     out_chunks = _merge_small(sizes, minimum=max(1, -(-depth // stride)))
     last = padded - stride * (out_len - out_chunks[-1])
-    return _AxisTiling(out_chunks, (*(stride * c for c in out_chunks[:-1]), last), (0, depth))
+    return _AxisTiling(out_chunks, (*(stride * c for c in out_chunks[:-1]), last), depth)
 
 
 def _merge_small(sizes: Sequence[int], minimum: int) -> tuple[int, ...]:
@@ -476,6 +580,26 @@ def _conv_block(
         return np.asarray(functional.conv2d(block, weight, bias, stride, 0, dilation, groups, algo=algo))
 
 
+def _filter_window_block(
+    placeholder: np.ndarray,
+    window: _Window,
+    target: zarr.Array[Any],
+    kernel: np.ndarray,
+    algo: str,
+    threads: int,
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Read the input window of ``target``'s chunk ``block_id``, filter it and write the chunk."""
+    assert block_id is not None  # map_blocks always passes it to a function that declares it
+    region = tuple(
+        slice(i * chunk, min((i + 1) * chunk, size))
+        for i, chunk, size in zip(block_id, target.chunks, target.shape, strict=True)
+    )
+    with _torch_threads(threads):
+        target[region] = np.asarray(functional.filter2d(window.read(region), kernel, mode="valid", algo=algo))
+    return np.ones((1,) * placeholder.ndim, bool)
+
+
 def _write_block(block: np.ndarray, target: zarr.Array[Any], block_info: dict[Any, Any] | None = None) -> np.ndarray:
     assert block_info is not None  # map_blocks always passes it to a function that declares it
     target[tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])] = block
@@ -540,10 +664,13 @@ def _check_threads(threads: object) -> None:
         raise ValueError(f"threads_per_task must be a positive int, got {threads!r}")
 
 
-def _enlarged_chunks(stored: Sequence[int], shape: Sequence[int], samples_last: bool) -> tuple[int, ...]:
-    """Stored chunks, spatial ones grown to whole multiples of themselves of at least ``MIN_READ_CHUNK``."""
+def _read_chunks(stored: Sequence[int], shape: Sequence[int], samples_last: bool, side: int | None) -> tuple[int, ...]:
+    """Stored chunks with spatial ones of ``side``, or by default grown to whole multiples of themselves of at least
+    ``MIN_READ_CHUNK``."""
+    if side is not None and (isinstance(side, bool) or side < 1):
+        raise ValueError(f"chunks must be a positive int (a side in pixels) or Dask chunks, got {side!r}")
     spatial = range(len(shape) - 3, len(shape) - 1) if samples_last else range(len(shape) - 2, len(shape))
     chunks = list(stored)
     for axis in spatial:
-        chunks[axis] = min(shape[axis], -(-MIN_READ_CHUNK // stored[axis]) * stored[axis])
+        chunks[axis] = min(shape[axis], side or -(-MIN_READ_CHUNK // stored[axis]) * stored[axis])
     return tuple(chunks)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from xcorr.algorithms import get_algorithm
+from xcorr.algo import get_algorithm
 from xcorr.functional import conv2d, corr2d
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from xcorr import tuning
-from xcorr.algorithms import algorithm_names, get_algorithm
+from xcorr.algo import algorithm_names, get_algorithm
 from xcorr.arguments import conv_padding, pair
 from xcorr.errors import UnsupportedError
 from xcorr.gradients import input_gradient_problem, weight_gradient_problem

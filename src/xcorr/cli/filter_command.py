@@ -22,6 +22,8 @@ from xcorr.cli.safe_write import atomic_output, check_target
 
 Mode = Literal["same", "valid", "full"]
 OutputDtype = Literal["uint8", "uint16", "float32", "float64"]
+Progress = Callable[[int, int], None]
+"""``progress(done, total)`` in chunks, for the routes that work chunk by chunk."""
 
 EXAMPLES = """\
 Examples:
@@ -32,10 +34,19 @@ Examples:
 
   xcorr filter cells.tif -k "[[0,-1,0],[-1,4,-1],[0,-1,0]]" --dtype float32 -o cells_lap.tif
 
+  xcorr filter slide.zarr -k gaussian:31 -o smooth.zarr
+
+  xcorr filter huge.tif -k gaussian:31 -o smooth.zarr --chunk-size 2048
+
 Results are computed in float64 on the raw samples (0-255, 0-65535, or the floats stored) and written in the \
 input's dtype: rounded, then clipped to its range (the number of clipped samples is reported). --abs takes \
 absolute values first (edge maps); --normalize maps the result's min..max onto the full range instead of \
 clipping; --dtype float32 (TIFF, .npy) keeps every value. Colour channels are filtered one by one; alpha is kept.
+
+Images larger than memory: a .zarr output (-o out.zarr) is written chunk by chunk from a Zarr array or a TIFF, \
+never read whole (memory: a few chunks per core), with a progress bar. It holds the float result (float64 for \
+float64 inputs, else float32); --chunk-size sets the chunk side (default: the input's, at least 1024). Needs \
+xcorr[dask].
 
 Exit codes: 0 all inputs written, 1 some inputs failed (the others were written), 2 usage error.
 """
@@ -55,6 +66,7 @@ class FilterSettings:
     dtype: np.dtype | None
     max_pixels: int
     force: bool
+    chunk_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ def filter_picture(picture: Picture, settings: FilterSettings) -> tuple[Picture,
     return Picture(converted.samples, alpha, picture.samples_axis, picture.format), converted.clipped
 
 
-def _filter_image_file(source: Path, target: Path, settings: FilterSettings) -> FileReport:
+def _filter_image_file(source: Path, target: Path, settings: FilterSettings, progress: Progress) -> FileReport:
     picture = read_picture(source, max_pixels=settings.max_pixels)
     try:
         filtered, clipped = filter_picture(picture, settings)
@@ -113,45 +125,56 @@ def _filter_image_file(source: Path, target: Path, settings: FilterSettings) -> 
     return FileReport(str(source), str(target), True, detail, clipped)
 
 
-def _filter_zarr_store(source: Path, target: Path, settings: FilterSettings) -> FileReport:
-    """Out-of-core filtering of a Zarr array, delegated to :mod:`xcorr.dask` (the ``dask`` extra)."""
+def _filter_to_zarr_store(source: Path, target: Path, settings: FilterSettings, progress: Progress) -> FileReport:
+    """Out-of-core filtering of a Zarr array or TIFF into a Zarr array, by :mod:`xcorr.dask` (the ``dask`` extra)."""
     try:
-        from xcorr.dask import filter_to_zarr
+        from xcorr.dask import filter_to_zarr, open_array
     except ImportError:
-        raise InputError(f"{source}: .zarr stores need xcorr's dask support: pip install 'xcorr[dask]'") from None
-    if settings.normalize or settings.absolute or settings.dtype is not None:
-        raise InputError(f"{source}: --normalize, --abs and --dtype apply to image files, not .zarr stores")
-    if target.suffix.lower() != ".zarr":
+        raise InputError(f"{source}: .zarr outputs need xcorr's dask support: pip install 'xcorr[dask]'") from None
+    if source.suffix.lower() not in OUT_OF_CORE_INPUTS:
+        raise InputError(f"{source}: a .zarr output is written from a .zarr or TIFF input, not {source.suffix!r}")
+    if target.suffix.lower() != ZARR_SUFFIX:
         raise InputError(f"{target}: a .zarr input is written to a .zarr output")
-    with atomic_output(target) as staged:
-        filter_to_zarr(
-            source,
-            staged,
-            settings.kernel,
-            mode=settings.mode,
-            boundary=settings.boundary,
-            cval=settings.cval,
-            algo=settings.algo,
-        )
-    return FileReport(str(source), str(target), True, "zarr store filtered")
+    if settings.normalize or settings.absolute or settings.dtype is not None:
+        raise InputError(f"{source}: --normalize, --abs and --dtype apply to image outputs, not .zarr stores")
+    try:
+        precision = np.float64 if open_array(source).dtype == np.float64 else np.float32
+        with atomic_output(target) as staged:
+            written = filter_to_zarr(
+                source,
+                staged,
+                settings.kernel.astype(precision),  # float32 data gives a float32 store, not a float64 one
+                mode=settings.mode,
+                boundary=settings.boundary,
+                cval=settings.cval,
+                algo=settings.algo,
+                chunks=settings.chunk_size,
+                progress=progress,
+            )
+    except ValueError as exc:  # not a Zarr array, or the kernel does not fit in "valid" mode
+        raise InputError(f"{source}: {exc}") from None
+    shape = "x".join(map(str, written.shape))
+    return FileReport(str(source), str(target), True, f"{shape} {written.dtype}, {written.nchunks} chunks")
 
 
-FileFilter = Callable[[Path, Path, FilterSettings], FileReport]
+FileFilter = Callable[[Path, Path, FilterSettings, Progress], FileReport]
 
-ROUTES: dict[str, FileFilter] = {".zarr": _filter_zarr_store}
-"""Input suffix -> pipeline; every other suffix goes through the in-memory image pipeline."""
+ZARR_SUFFIX = ".zarr"
+OUT_OF_CORE_INPUTS = (ZARR_SUFFIX, ".tif", ".tiff")
 
 
-def _route(source: Path) -> FileFilter:
-    return ROUTES.get(source.suffix.lower(), _filter_image_file)
+def _route(source: Path, target: Path) -> FileFilter:
+    """A .zarr input or output goes chunk by chunk through :mod:`xcorr.dask`; the rest is filtered in memory."""
+    zarr_involved = ZARR_SUFFIX in (source.suffix.lower(), target.suffix.lower())
+    return _filter_to_zarr_store if zarr_involved else _filter_image_file
 
 
 def _targets(inputs: Sequence[Path], output: Path | None, out_dir: Path | None) -> list[Path]:
     if output is not None and out_dir is None:
         if len(inputs) != 1:
             raise UsageError(f"-o/--output takes one input, got {len(inputs)}; use --out-dir for several")
-        if output.suffix.lower() not in FORMAT_BY_SUFFIX and output.suffix.lower() not in ROUTES:
-            known = ", ".join(sorted([*FORMAT_BY_SUFFIX, *ROUTES]))
+        if output.suffix.lower() not in FORMAT_BY_SUFFIX and output.suffix.lower() != ZARR_SUFFIX:
+            known = ", ".join(sorted([*FORMAT_BY_SUFFIX, ZARR_SUFFIX]))
             raise UsageError(f"-o {output}: unsupported output format {output.suffix or '(none)'!r}; use {known}")
         return [output]
     if out_dir is None or output is not None:
@@ -166,7 +189,9 @@ def _targets(inputs: Sequence[Path], output: Path | None, out_dir: Path | None) 
 
 
 def filter_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files: PNG, JPEG, TIFF or .npy.", show_default=False)],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files: PNG, JPEG, TIFF or .npy; or .zarr arrays.", show_default=False)
+    ],
     kernel: Annotated[str, typer.Option("-k", "--kernel", help=f"The kernel: {KERNEL_HELP}.", show_default=False)],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Output file (one input); its suffix picks the format.")
@@ -189,6 +214,10 @@ def filter_command(
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse larger images (Pillow's decompression-bomb limit).")
     ] = DEFAULT_MAX_PIXELS,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Chunk side in pixels for .zarr outputs.", show_default="the input's, >= 1024"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report per input on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print errors only.")] = False,
 ) -> None:
@@ -207,16 +236,24 @@ def filter_command(
         dtype=np.dtype(dtype) if dtype else None,
         max_pixels=max_pixels,
         force=force,
+        chunk_size=chunk_size,
     )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     reports = []
-    with console.progress_bar(enabled=len(inputs) > 1 and not quiet and not as_json) as progress:
-        task = progress.add_task("filtering", total=len(inputs), status="")
+    with console.progress_bar(enabled=not quiet and not as_json) as progress:
+        files = progress.add_task("filtering", total=len(inputs), status="", visible=len(inputs) > 1)
+        chunks = progress.add_task("chunks", total=None, status="", visible=False)
+
+        def chunk_done(done: int, total: int) -> None:
+            progress.update(chunks, completed=done, total=total, visible=True)
+
         for source, target in zip(inputs, targets, strict=True):
-            progress.update(task, status=source.name)
-            reports.append(_filter_one(source, target, settings, inputs, quiet=quiet or as_json))
-            progress.advance(task)
+            progress.update(files, status=source.name)
+            progress.update(chunks, status=source.name)
+            reports.append(_filter_one(source, target, settings, inputs, chunk_done, quiet=quiet or as_json))
+            progress.update(chunks, completed=0, visible=False)
+            progress.advance(files)
     failed = [r for r in reports if not r.ok]
     if as_json:
         console.emit_json([asdict(r) for r in reports])
@@ -229,12 +266,12 @@ def filter_command(
 
 
 def _filter_one(
-    source: Path, target: Path, settings: FilterSettings, inputs: Sequence[Path], *, quiet: bool
+    source: Path, target: Path, settings: FilterSettings, inputs: Sequence[Path], progress: Progress, *, quiet: bool
 ) -> FileReport:
     started = time.perf_counter()
     try:
         check_target(target, inputs=inputs, force=settings.force)
-        report = _route(source)(source, target, settings)
+        report = _route(source, target)(source, target, settings, progress)
     except CliError as exc:
         console.error(str(exc))
         return FileReport(str(source), None, False, str(exc))

@@ -4,8 +4,9 @@ Every (o, c) slice of the weight is ``sum_k col_k x row_k`` (:func:`xcorr.lowran
 decomposition that reproduces each kernel entry to a few ulps). For each output row the vertical pass combines the
 ``kh`` input rows it reads into one row buffer, ``t = sum_i col_k[i] * x[row_i, :]``, and the horizontal pass
 correlates that buffer with ``row_k`` into the output row, both with the numba row kernels of
-:mod:`~xcorr.algorithms.rowpass` (SIMD over columns, four taps per sweep), with stride, dilation and implicit zero
-padding exactly as the direct algorithm. Extra memory: one input-width row per thread.
+:mod:`~xcorr.algo.rowpass` (SIMD over columns, eight taps per sweep). Stride, dilation and zero padding
+are handled without a padded image: rows in the padding are left out of the vertical pass, and the row buffer
+has zero margins as wide as the column padding. Extra memory: one padded row and one output row per thread.
 
 Exactness: the planner only offers this algorithm when :attr:`Problem.weight_rank` (from
 :func:`xcorr.lowrank.weight_rank`) says the factors reproduce the kernel entry by entry without cancellation, so
@@ -21,17 +22,18 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algorithms.direct import SUPPORTED_DTYPES
-from xcorr.algorithms.registry import Algorithm, register
-from xcorr.algorithms.rowpass import correlate_taps
-from xcorr.algorithms.threads import run_tasks
+from xcorr.algo.direct import SUPPORTED_DTYPES
+from xcorr.algo.registry import Algorithm, register
+from xcorr.algo.rowpass import correlate_taps
+from xcorr.algo.threads import run_tasks
 from xcorr.lowrank import factors
 from xcorr.problem import Problem
 
 
 @numba.njit(cache=True, nogil=True)
-def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]  # noqa: E501
-    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W), ``cols`` (O, Cg, r, kh), ``rows`` (O, Cg, r, kw)."""
+def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
+    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and the factors ``cols`` (O, Cg, r, kh),
+    ``rows`` (O, Cg, r, kw)."""
     out_channels, channels_per_group, rank, kh = cols.shape
     kw = rows.shape[3]
     width = x2.shape[1]
@@ -85,7 +87,9 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     y2 = y.view(n * o * ho, wo).numpy()
     top, _, left, _ = problem.padding
     geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
-    run_tasks(lambda first, stop: _separable_rows(x2, cols, rows, y2, first, stop, *geometry), n * o * ho, cost(problem))
+    run_tasks(
+        lambda first, stop: _separable_rows(x2, cols, rows, y2, first, stop, *geometry), n * o * ho, cost(problem)
+    )
     return y
 
 
@@ -107,20 +111,18 @@ def unsupported(problem: Problem) -> str | None:
 
 
 def cost(problem: Problem) -> float:
-    """The direct algorithm's prices, paid on ``rank * (kh + kw)`` taps (the vertical pass on input columns)."""
+    """Per row and per multiply-add of ``rank`` pairs of passes per input channel (:mod:`xcorr.costs`)."""
     n, o, ho, wo = problem.output_shape
     if ho <= 0 or wo <= 0:
         return costs.CALL_OVERHEAD
     _, cg, kh, kw = problem.weight_shape
-    rank = problem.weight_rank or min(kh, kw)
-    width = problem.input_shape[3]
-    per_mac = costs.DIRECT_PER_MAC_F64 if problem.dtype == torch.float64 else costs.DIRECT_PER_MAC_F32
-    terms = n * o * ho * cg * rank
+    terms = n * o * ho * cg * (problem.weight_rank or min(kh, kw))
+    per_mac = costs.SEPARABLE_PER_MAC
+    if problem.dtype == torch.float64:
+        per_mac *= costs.DIRECT_PER_MAC_F64 / costs.DIRECT_PER_MAC_F32
+    macs = terms * (kh * problem.input_shape[3] + kw * wo)
     return (
-        costs.CALL_OVERHEAD
-        + costs.DIRECT_PER_ROW * n * o * ho
-        + costs.SEPARABLE_PER_TERM_ROW * terms
-        + per_mac * terms * (kh * width + kw * wo)
+        costs.CALL_OVERHEAD + costs.DIRECT_PER_ROW * n * o * ho + costs.SEPARABLE_PER_TERM_ROW * terms + per_mac * macs
     )
 
 

@@ -49,7 +49,9 @@ def correlate_taps(out, src, rows, offsets, weights, count, stride):  # type: ig
             b7 = np.uint64(offsets[t + 7])
             r0, r1, r2, r3 = src[rows[t]], src[rows[t + 1]], src[rows[t + 2]], src[rows[t + 3]]
             r4, r5, r6, r7 = src[rows[t + 4]], src[rows[t + 5]], src[rows[t + 6]], src[rows[t + 7]]
-            _sweep8(out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7, weights[t : t + 8], stride, t == 0)
+            _sweep8(
+                out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7, weights[t : t + 8], stride, t == 0
+            )
             t += 8
         elif count - t >= 4:
             b1 = np.uint64(offsets[t + 1])
@@ -69,7 +71,7 @@ def correlate_taps(out, src, rows, offsets, weights, count, stride):  # type: ig
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def _sweep8(out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7, w, stride, store):  # type: ignore[no-untyped-def]  # noqa: E501
+def _sweep8(out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7, w, stride, store):  # type: ignore[no-untyped-def]
     """``out[c] (+)= w[0] * r0[b0 + c * stride] + ... + w[7] * r7[b7 + c * stride]``."""
     n = np.uint64(out.shape[0])
     w0, w1, w2, w3, w4, w5, w6, w7 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]

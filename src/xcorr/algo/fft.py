@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algorithms.registry import Algorithm, register
+from xcorr.algo.registry import Algorithm, register
 from xcorr.problem import Pair, Problem
 
 # Working set of one chunk of tiles (tile pixels, their spectra, the products and inverse transforms).

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algorithms.registry import Algorithm, register
+from xcorr.algo.registry import Algorithm, register
 from xcorr.problem import Problem
 
 

@@ -1,17 +1,21 @@
 """The direct sliding-window sum, compiled with numba: SIMD over columns, threads over rows and channels.
 
-Each output row is one call of :func:`~xcorr.algorithms.rowpass.correlate_taps` with the kernel taps whose input
-rows lie inside the image: rows in the zero padding are simply left out, columns in the zero padding are checked
-only in the few border columns, so no padded copy of the input is ever made. The taps are summed four per sweep
-over the row (the partial sum lives in a SIMD register; the row of output stays in L1), and the
-``(batch, output channel, block of rows)`` tasks are spread over the threads with ``prange``, so one large
-image uses every core.
+Every output row is one call of :func:`~xcorr.algo.rowpass.correlate_taps` with the kernel taps whose
+input rows lie inside the image (rows in the zero padding are simply left out), summed eight taps per sweep in
+one SIMD loop over contiguous columns. No padded copy of the image is ever made:
 
-Covers any stride, dilation, padding and grouping, float32 and float64 on CPU. The work is
-``output pixels * taps``, so the cost model leaves large kernels and dense many-channel layers to the FFT and the
-vendor kernel. The sum is a direct one (fused multiply-adds allowed, never reordered), so the error is relative
-to ``sum |w| |x|`` like any direct sum: ``exact`` for the planner. Compiled on first use per dtype and cached
-on disk (numba ``cache=True``), so later processes start in a fraction of a second.
+- wide rows read the input in place for the interior columns; the few border columns whose taps reach into the
+  padding read two small strips, copies of just the input columns they need between zeros;
+- narrow stride-1 rows (depthwise layers, small images) run in blocks: the block's input rows are copied with
+  their padding into one buffer of padded-width rows, so a whole block is one long sweep instead of many short
+  ones (the per-sweep overhead is what makes short rows slow).
+
+The ``(batch, output channel, row)`` tasks are spread over torch's thread count by
+:func:`~xcorr.algo.threads.run_tasks`. Covers any stride, dilation, padding and grouping, float32 and
+float64 on CPU; the work is ``output pixels * taps``, so the cost model leaves large kernels and dense
+many-channel layers to the FFT and the vendor kernel. The sum is a direct one (fused multiply-adds, nothing
+reassociated), so the error is relative to ``sum |w| |x|``: ``exact``. Compiled on first use per dtype (about
+5-10 s) and cached on disk by numba (``cache=True``): later processes load it in well under a second.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algorithms.registry import Algorithm, register
-from xcorr.algorithms.rowpass import correlate_taps
-from xcorr.algorithms.threads import run_tasks
+from xcorr.algo.registry import Algorithm, register
+from xcorr.algo.rowpass import correlate_taps
+from xcorr.algo.threads import run_tasks
 from xcorr.problem import Problem
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -36,7 +40,7 @@ BLOCK_ELEMENTS = 16384
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]  # noqa: E501
+def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
     """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
 
     The interior columns read ``x2`` in place. The border columns, whose taps reach into the zero padding, read
@@ -84,7 +88,7 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, top, left, block_rows):  # type: ignore[no-untyped-def]  # noqa: E501
+def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, top, left, block_rows):  # type: ignore[no-untyped-def]
     """Stride-1 problems with narrow rows: tasks ``first:stop`` of ``block_rows`` output rows of one (n, o) plane.
 
     The input rows a block reads are copied, with their zero padding, into one buffer of padded-width rows;
@@ -145,8 +149,8 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
         pitch = problem.padded_size[1]
         block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
         tasks = n * o * -(-ho // block_rows)
-        geometry = (c, h, problem.groups, ho, problem.dilation, top, left, block_rows)
-        run_tasks(lambda first, stop: _correlate_blocks(x2, w4, y2, first, stop, *geometry), tasks, seconds)
+        blocks = (c, h, problem.groups, ho, problem.dilation, top, left, block_rows)
+        run_tasks(lambda first, stop: _correlate_blocks(x2, w4, y2, first, stop, *blocks), tasks, seconds)
     else:
         geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
         run_tasks(lambda first, stop: _correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
@@ -154,7 +158,7 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 
 
 def unsupported(problem: Problem) -> str | None:
-    """CPU float32/float64 only; dense layers with many channels per group are left to the vendor kernel."""
+    """CPU float32/float64; everything else geometric is supported (the cost model keeps it off dense layers)."""
     if problem.device != "cpu":
         return f"direct runs on CPU tensors only, not {problem.device}"
     if problem.dtype not in SUPPORTED_DTYPES:
@@ -163,7 +167,7 @@ def unsupported(problem: Problem) -> str | None:
 
 
 def cost(problem: Problem) -> float:
-    """A fixed price per output row and a price per tap-pixel, which is cheapest in sweeps of four taps."""
+    """A price per output row and one per multiply-add (:mod:`xcorr.costs`, fitted by ``bench.calibrate``)."""
     n, o, ho, wo = problem.output_shape
     if ho <= 0 or wo <= 0:
         return costs.CALL_OVERHEAD

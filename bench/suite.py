@@ -1,0 +1,225 @@
+"""Run the case table: every contender on every case, in this one process, back to back.
+
+For each case the contenders are xcorr with ``algo="auto"``, xcorr with each algorithm that can run the case
+forced (to score the planner: ``time(auto) / time(best forced)``), the copy floor and every peer. Each contender:
+
+1. is skipped when the cost model (forced xcorr algorithms) or a run on a crop of the image (cases with sides of
+   at least ``PROBE_MIN_SIDE``) says one call would take more than ``Policy.max_estimate_s`` or need more than
+   half the memory the system has available;
+2. runs once to warm up, keeping the output; a warm-up slower than ``Policy.slow_s`` (a slow contender, or one
+   compiling on first use) runs once more unless the probe already ran it, and if that run is slow too it is the
+   single sample, and its extra peak memory (:mod:`bench.memory`) the memory figure;
+3. otherwise is timed by :func:`bench.timing.repeat`, then runs once more to measure its extra peak memory.
+
+Any exception from a contender is reported as ``failed`` with its message. Afterwards every xcorr output is
+compared with every peer's output: the benchmark is also a correctness check.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench import memory, plans
+from bench.cases import COPY, Bar, Case, Inputs, make_inputs
+from bench.peers import PEERS, NotInstalledError, PeerFunction, xcorr_runner
+from bench.timing import Policy, Timing, repeat, timed
+
+XCORR = "xcorr"
+# Forced algorithms' cost-model estimates cover the forward product; a backward pass adds two more products.
+BACKWARD_COST_FACTOR = 3.0
+# Issue 3's memory bar: no algorithm's extra peak memory exceeds 3x the output plus 64 MiB.
+MEMORY_BAR_FACTOR = 3
+MEMORY_BAR_SLACK = 64 << 20
+# A contender may use at most this share of the memory the system has available.
+MEMORY_SHARE = 0.5
+
+
+def forced_name(algorithm: str) -> str:
+    """The contender name of xcorr with ``algo=algorithm``."""
+    return f"{XCORR}[{algorithm}]"
+
+
+def is_xcorr(name: str) -> bool:
+    """Whether a contender name is xcorr (auto or forced)."""
+    return name == XCORR or name.startswith(XCORR + "[")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One contender on one case: ``status`` is ``ok``, ``skipped``, ``failed`` or ``not installed``."""
+
+    status: str
+    note: str = ""
+    timing: Timing | None = None
+    extra_peak_bytes: int | None = None
+
+
+@dataclass
+class CaseResult:
+    """Everything measured on one case.
+
+    ``differences[xcorr_variant][peer]`` is ``max |xcorr - peer| / max |peer|`` over every output array (the
+    output, and for backward cases both gradients too).
+    """
+
+    case: Case
+    plan: str
+    plan_detail: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    differences: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def median(self, name: str) -> float | None:
+        """The median seconds of a contender that ran, else ``None``."""
+        outcome = self.outcomes.get(name)
+        return outcome.timing.median_s if outcome is not None and outcome.timing is not None else None
+
+    def best_forced(self) -> tuple[str, float] | None:
+        """The fastest forced xcorr algorithm and its median seconds."""
+        times = {name: self.median(name) for name in self.outcomes if name.startswith(XCORR + "[")}
+        ran = {name: t for name, t in times.items() if t is not None}
+        return min(ran.items(), key=lambda item: item[1]) if ran else None
+
+    def best_peer(self) -> tuple[str, float] | None:
+        """The fastest peer (the copy floor excluded) and its median seconds."""
+        times = {name: self.median(name) for name in self.outcomes if not is_xcorr(name) and name != COPY}
+        ran = {name: t for name, t in times.items() if t is not None}
+        return min(ran.items(), key=lambda item: item[1]) if ran else None
+
+    def bar_met(self, bar: Bar) -> bool | None:
+        """Whether xcorr met ``bar``; ``None`` when either side has no time."""
+        ours, theirs = self.median(XCORR), self.median(bar.peer)
+        return None if ours is None or theirs is None else ours <= bar.factor * theirs
+
+    def memory_limit(self) -> int:
+        """Issue 3's memory bar: extra peak at most 3x what the call returns plus 64 MiB."""
+        return MEMORY_BAR_FACTOR * self.case.result_bytes + MEMORY_BAR_SLACK
+
+    def worst_xcorr_memory(self) -> tuple[str, int] | None:
+        """The xcorr contender (auto or forced) with the largest extra peak memory, and that memory in bytes."""
+        peaks = {
+            n: o.extra_peak_bytes for n, o in self.outcomes.items() if is_xcorr(n) and o.extra_peak_bytes is not None
+        }
+        return max(peaks.items(), key=lambda item: item[1]) if peaks else None
+
+
+def relative_difference(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
+    """``max |ours - theirs| / max |theirs|`` over paired arrays; infinite when shapes differ."""
+    if len(ours) != len(theirs) or any(a.shape != b.shape for a, b in zip(ours, theirs, strict=True)):
+        return math.inf
+    worst = 0.0
+    for a, b in zip(ours, theirs, strict=True):
+        scale = float(np.max(np.abs(b), initial=0.0)) or 1.0
+        worst = max(worst, float(np.max(np.abs(np.subtract(a, b, dtype=np.float64)), initial=0.0)) / scale)
+    return worst
+
+
+@dataclass(frozen=True)
+class _Probe:
+    case: Case
+    inputs: Inputs
+    ratio: float
+
+
+def _probe_veto(make: PeerFunction, probe: _Probe, threads: int, policy: Policy) -> str | None:
+    """Why the full-size run should be skipped, judged from runs on the crop (a second run discounts compiling)."""
+    runner = make(probe.case, probe.inputs, threads)
+    if runner is None:
+        return None
+    h, w = probe.case.image_shape[-2:]
+    limit = memory.available_bytes()
+    reason = None
+    for _ in range(2):
+        (_, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
+        needed = None if extra is None else extra * probe.ratio
+        if seconds * probe.ratio > policy.max_estimate_s:
+            reason = f"estimated {seconds * probe.ratio:.0f} s per call from a {h}x{w} run"
+        elif needed is not None and limit is not None and needed > MEMORY_SHARE * limit:
+            reason = f"would need ~{needed / 2**30:.0f} GiB, {limit / 2**30:.0f} GiB available (from a {h}x{w} run)"
+        else:
+            return None
+    return reason
+
+
+def _measure(
+    make: PeerFunction, case: Case, inputs: Inputs, probe: _Probe | None, threads: int, policy: Policy
+) -> tuple[Outcome, list[np.ndarray] | None] | None:
+    """One contender on one case; ``None`` when it does not apply to the case."""
+    try:
+        runner = make(case, inputs, threads)
+    except NotInstalledError as error:
+        return Outcome("not installed", str(error)), None
+    if runner is None:
+        return None
+    try:
+        veto = None if probe is None else _probe_veto(make, probe, threads, policy)
+        if veto is not None:
+            return Outcome("skipped", veto), None
+        (output, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
+        if seconds >= policy.slow_s and probe is None:  # slow, or compiling on first use: a second run tells
+            (output, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
+        if seconds >= policy.slow_s:
+            return Outcome("ok", timing=Timing.of([seconds]), extra_peak_bytes=extra), runner.arrays(output)
+        timing = repeat(runner.call, policy)
+        extra = memory.extra_peak(runner.call)[1]
+        return Outcome("ok", timing=timing, extra_peak_bytes=extra), runner.arrays(output)
+    except Exception as error:  # a contender that fails is a result to report, not a reason to stop
+        return Outcome("failed", f"{type(error).__name__}: {error}"), None
+
+
+def run_case(case: Case, policy: Policy, threads: int, seed: int, log: Callable[[str], None]) -> CaseResult:
+    """Measure every contender on ``case`` and compare every xcorr output with every peer output."""
+    inputs = make_inputs(case, seed)
+    cropped = case.probe()
+    probe = None if cropped is None else _Probe(cropped[0], make_inputs(cropped[0], seed), cropped[1])
+    plan = plans.plan_for(case, inputs)
+    result = CaseResult(case, plans.summary(plan), str(plan))
+    contenders: list[tuple[str, PeerFunction, float | None]] = [(XCORR, xcorr_runner, None)]
+    factor = BACKWARD_COST_FACTOR if case.backward else 1.0
+    for algorithm, cost in plans.forceable(plan).items():
+        contenders.append((forced_name(algorithm), functools.partial(xcorr_runner, algo=algorithm), cost * factor))
+    contenders += [(name, peer, None) for name, peer in PEERS.items()]
+    outputs: dict[str, list[np.ndarray]] = {}
+    for name, make, estimate in contenders:
+        if estimate is not None and estimate > policy.max_estimate_s:
+            result.outcomes[name] = Outcome("skipped", f"the cost model estimates {estimate:.0f} s per call")
+            continue
+        measured = _measure(make, case, inputs, probe, threads, policy)
+        if measured is None:
+            continue
+        result.outcomes[name], output = measured
+        if output is not None:
+            outputs[name] = output
+        outcome = result.outcomes[name]
+        shown = f"{outcome.timing.median_s * 1e3:.3g} ms" if outcome.timing else f"{outcome.status} {outcome.note}"
+        log(f"  {name}: {shown[:120]}")
+    for ours in filter(is_xcorr, outputs):
+        result.differences[ours] = {
+            peer: relative_difference(outputs[ours], theirs)
+            for peer, theirs in outputs.items()
+            if not is_xcorr(peer) and peer != COPY
+        }
+    return result
+
+
+def run(cases: list[Case], policy: Policy, threads: int, seed: int, log: Callable[[str], None]) -> list[CaseResult]:
+    """Every case in order (threads must already be set, see :func:`bench.machine.set_threads`).
+
+    The objects that exist now (the libraries' own) are frozen out of the garbage collector for the run: they are
+    never garbage, and walking them at every measurement would cost ~0.2 s each.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        results = []
+        for index, case in enumerate(cases, 1):
+            log(f"[{index}/{len(cases)}] {case.name}")
+            results.append(run_case(case, policy, threads, seed, log))
+        return results
+    finally:
+        gc.unfreeze()

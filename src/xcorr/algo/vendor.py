@@ -1,0 +1,79 @@
+"""The vendor kernel: ``torch.nn.functional.conv2d`` (oneDNN on CPU, cuDNN on CUDA).
+
+The planner keeps it where it wins, above all dense multi-channel layers with small kernels. When the planner
+gives it a gradient product, it runs torch's own backward-data / backward-weight kernels on the forward's
+tensors (:func:`input_gradient`, :func:`weight_gradient`), which are tuned for exactly that job.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch.nn import grad as conv_grad
+from torch import Tensor
+
+from xcorr import costs
+from xcorr.algo.registry import Algorithm, register
+from xcorr.problem import Problem
+
+
+def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+    """``F.conv2d``; asymmetric zero padding is applied with ``F.pad`` first."""
+    padding, (top, bottom, left, right) = _padding(problem)
+    if any((top, bottom, left, right)):
+        x = F.pad(x, (left, right, top, bottom))
+    return F.conv2d(x, w, None, problem.stride, padding, problem.dilation, problem.groups)
+
+
+def _padding(problem: Problem) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """torch's symmetric padding, and the (top, bottom, left, right) still to apply by hand."""
+    top, bottom, left, right = problem.padding
+    if top == bottom and left == right:
+        return (top, left), (0, 0, 0, 0)
+    return (0, 0), problem.padding
+
+
+def input_gradient(dy: Tensor, w: Tensor, problem: Problem) -> Tensor:
+    """dL/dx (N, C, H, W) for ``problem`` from dL/dy, by torch's own backward-data kernel."""
+    padding, (top, bottom, left, right) = _padding(problem)
+    n, c, h, wid = problem.input_shape
+    size = (n, c, h + top + bottom, wid + left + right)
+    dx: Tensor = conv_grad.conv2d_input(size, w, dy, problem.stride, padding, problem.dilation, problem.groups)
+    return dx[..., top : top + h, left : left + wid]
+
+
+def weight_gradient(x: Tensor, dy: Tensor, problem: Problem) -> Tensor:
+    """dL/dw (O, C // groups, kh, kw) for ``problem`` from x and dL/dy, by torch's own backward-weight kernel."""
+    padding, (top, bottom, left, right) = _padding(problem)
+    if any((top, bottom, left, right)):
+        x = F.pad(x, (left, right, top, bottom))
+    dw: Tensor = conv_grad.conv2d_weight(
+        x, problem.weight_shape, dy, problem.stride, padding, problem.dilation, problem.groups
+    )
+    return dw
+
+
+def unsupported(problem: Problem) -> str | None:
+    """Every problem torch itself accepts is supported."""
+    return None
+
+
+def cost(problem: Problem) -> float:
+    """oneDNN is efficient per multiply-add once there are channels to vectorise over, poor without."""
+    n, o, ho, wo = problem.output_shape
+    channels_per_group = problem.weight_shape[1] * o // problem.groups
+    if channels_per_group >= 16:
+        return costs.CALL_OVERHEAD + costs.VENDOR_PER_MAC_DENSE * problem.macs
+    pixels = n * o * max(ho, 0) * max(wo, 0)
+    return costs.CALL_OVERHEAD + costs.VENDOR_PER_MAC_THIN * problem.macs + costs.VENDOR_PER_OUTPUT_PIXEL_THIN * pixels
+
+
+ALGORITHM = register(
+    Algorithm(
+        name="vendor",
+        run=run,
+        unsupported=unsupported,
+        cost=cost,
+        exact=True,
+        summary="torch.nn.functional.conv2d (oneDNN / cuDNN): best for dense multi-channel layers",
+    )
+)
