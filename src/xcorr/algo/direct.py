@@ -157,13 +157,18 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     return y
 
 
+def compiled_kernel_refusal(problem: Problem, name: str) -> str | None:
+    """Why the numba algorithm ``name`` cannot run ``problem``: its kernels take CPU float32/float64 arrays only."""
+    if problem.device != "cpu":
+        return f"{name} runs on CPU tensors only, not {problem.device}"
+    if problem.dtype not in SUPPORTED_DTYPES:
+        return f"{name} computes in float32 or float64, not {str(problem.dtype).removeprefix('torch.')}"
+    return None
+
+
 def unsupported(problem: Problem) -> str | None:
     """CPU float32/float64; everything else geometric is supported (the cost model keeps it off dense layers)."""
-    if problem.device != "cpu":
-        return f"direct runs on CPU tensors only, not {problem.device}"
-    if problem.dtype not in SUPPORTED_DTYPES:
-        return f"direct computes in float32 or float64, not {str(problem.dtype).removeprefix('torch.')}"
-    return None
+    return compiled_kernel_refusal(problem, "direct")
 
 
 def cost(problem: Problem) -> float:

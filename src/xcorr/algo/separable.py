@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algo.direct import SUPPORTED_DTYPES
+from xcorr.algo.direct import compiled_kernel_refusal
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
 from xcorr.algo.threads import run_tasks
@@ -95,10 +95,9 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 
 def unsupported(problem: Problem) -> str | None:
     """CPU float32/float64, a known rank > 0 and fewer 1-D taps than 2-D ones."""
-    if problem.device != "cpu":
-        return f"separable runs on CPU tensors only, not {problem.device}"
-    if problem.dtype not in SUPPORTED_DTYPES:
-        return f"separable computes in float32 or float64, not {str(problem.dtype).removeprefix('torch.')}"
+    refusal = compiled_kernel_refusal(problem, "separable")
+    if refusal is not None:
+        return refusal
     rank = problem.weight_rank
     if rank is None:
         return "the weight's rank is unknown (Problem.weight_rank is None)"

@@ -8,8 +8,8 @@ tensors (:func:`input_gradient`, :func:`weight_gradient`), which are tuned for e
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch.nn import grad as conv_grad
 from torch import Tensor
+from torch.nn import grad as conv_grad
 
 from xcorr import costs
 from xcorr.algo.registry import Algorithm, register
