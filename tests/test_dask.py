@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from scipy.signal import correlate2d
 
 import xcorr.dask as xd
+from xcorr import functional
 
 MODES = ("valid", "same", "full")
 BOUNDARIES = ("constant", "reflect", "symmetric", "edge", "wrap")
@@ -174,13 +175,13 @@ def test_bad_arguments_name_the_argument() -> None:
 
 def test_each_task_runs_with_threads_per_task_torch_threads_and_the_setting_is_restored(monkeypatch) -> None:
     seen: list[int] = []
-    in_memory = xd.functional.filter2d
+    in_memory = functional.filter2d
 
     def recording(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return in_memory(*args, **kwargs)
 
-    monkeypatch.setattr(xd.functional, "filter2d", recording)
+    monkeypatch.setattr(functional, "filter2d", recording)
     before = torch.get_num_threads()
     image = da.ones((64, 64), chunks=16)
     xd.filter2d(image, np.ones((3, 3)), threads_per_task=1).compute(scheduler="threads", num_workers=2)
