@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import time
 from pathlib import Path
 
 from bench import cases, cold_start, machine, report, suite
@@ -32,8 +33,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_START = time.perf_counter()
+
+
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"{time.perf_counter() - _START:7.1f} s  {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

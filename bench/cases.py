@@ -90,6 +90,12 @@ class Case:
             count += int(np.prod(self.image_shape)) + int(np.prod(self.weight_shape))
         return count * itemsize
 
+    def miniature(self) -> Case:
+        """The same case on a tiny image (one batch item for layers): same dtypes, layouts and kernel."""
+        side = self.kernel_size + 4
+        leading = self.image_shape[:-2] if self.kind == "filter" else (1, self.image_shape[1])
+        return replace(self, name=f"{self.name} (miniature)", image_shape=(*leading, side, side))
+
     def probe(self) -> tuple[Case, float] | None:
         """A cropped copy of this case for estimating cost, and the ratio of full to cropped work; None if small."""
         h, w = self.image_shape[-2:]
@@ -121,7 +127,7 @@ def gaussian_1d(size: int) -> np.ndarray:
 
 def make_inputs(case: Case, seed: int) -> Inputs:
     """Seeded inputs for ``case``: images uniform in [0, 1), random kernels normal / k, layer inputs normal."""
-    rng = np.random.default_rng([seed, zlib.crc32(case.name.removesuffix(" (probe)").encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(case.name.split(" (")[0].encode())])
     dtype = np.dtype(case.dtype)
     k = case.kernel_size
     if case.kind == "layer":

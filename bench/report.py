@@ -11,7 +11,7 @@ from bench.cases import PEER_NAMES
 from bench.peers import compute_dtype
 from bench.suite import XCORR, CaseResult, Outcome
 
-NOTE_WIDTH = 48
+NOTE_WIDTH = 56
 
 
 def _ms(seconds: float) -> str:
@@ -88,7 +88,9 @@ def _planner_row(result: CaseResult) -> list[str]:
         "n/a" if auto_peak is None else _mib(auto_peak),
         "n/a" if worst_memory is None else f"{_mib(worst_memory[1])} ({worst_memory[0]})",
         f"<= {_mib(limit)}",
-        _yes_no(None if worst_memory is None else worst_memory[1] <= limit),
+        _yes_no(None if auto_peak is None else auto_peak <= limit)
+        + " / "
+        + _yes_no(None if worst_memory is None else worst_memory[1] <= limit),
     ]
 
 
@@ -116,7 +118,7 @@ def markdown(
             "",
         ]
         header = ["case", "plan (auto)", "best forced (ms)", "auto / best forced", "max diff vs peers"]
-        header += ["extra peak (auto)", "extra peak (worst xcorr)", "memory bar", "met"]
+        header += ["extra peak (auto)", "extra peak (worst xcorr)", "memory bar", "met: auto / every algorithm"]
         lines += _table(header, [_planner_row(r) for r in results])
     if cold_start:
         lines += ["", "## Cold start (fresh process)", ""]
@@ -182,12 +184,13 @@ def plot(path: Path, results: list[CaseResult]) -> bool:
     """
     try:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    series = sorted({r.case.series for r in results if r.case.series})
+    series = list(dict.fromkeys(r.case.series for r in results if r.case.series))  # in table order
     if not series:
         return False
     figure, axes = plt.subplots(1, len(series), figsize=(6 * len(series), 4.5), squeeze=False)
@@ -201,6 +204,9 @@ def plot(path: Path, results: list[CaseResult]) -> bool:
                 axis.plot(*zip(*ran, strict=True), marker="o", label=contender, **style)
         side = members[0].case.image_shape[-1]
         axis.set(xscale="log", yscale="log", xlabel="kernel size k (k x k)", ylabel="ms per call (median)")
+        sizes = [r.case.kernel_size for r in members]
+        axis.set_xticks(sizes, [str(k) for k in sizes])
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axis.set_title(f"{name} {side}x{side}, {members[0].case.dtype}")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize="small")

@@ -3,12 +3,12 @@
 For each case the contenders are xcorr with ``algo="auto"``, xcorr with each algorithm that can run the case
 forced (to score the planner: ``time(auto) / time(best forced)``), the copy floor and every peer. Each contender:
 
-1. is skipped when the cost model (forced xcorr algorithms) or a run on a crop of the image (cases with sides of
-   at least ``PROBE_MIN_SIDE``) says one call would take more than ``Policy.max_estimate_s`` or need more than
-   half the memory the system has available;
-2. runs once to warm up, keeping the output; a warm-up slower than ``Policy.slow_s`` (a slow contender, or one
-   compiling on first use) runs once more unless the probe already ran it, and if that run is slow too it is the
-   single sample, and its extra peak memory (:mod:`bench.memory`) the memory figure;
+1. is skipped when the cost model (forced xcorr algorithms) or runs on a crop of the image (cases with sides of
+   at least ``PROBE_MIN_SIDE``) say one call would take more than ``Policy.max_estimate_s`` or need more than
+   half the memory the system has available (xcorr with ``algo="auto"`` is never skipped for time);
+2. runs once to warm up, keeping the output and measuring its extra peak memory (:mod:`bench.memory`); a warm-up
+   slower than ``Policy.max_estimate_s`` is reported as skipped, one slower than ``Policy.slow_s`` is the single
+   sample (first-use costs are noise there: xcorr's kernels were compiled beforehand on a miniature of the case);
 3. otherwise is timed by :func:`bench.timing.repeat`, then runs once more to measure its extra peak memory.
 
 Any exception from a contender is reported as ``failed`` with its message. Afterwards every xcorr output is
@@ -17,6 +17,7 @@ compared with every peer's output: the benchmark is also a correctness check.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
@@ -126,30 +127,33 @@ class _Probe:
     ratio: float
 
 
-def _probe_veto(make: PeerFunction, probe: _Probe, threads: int, policy: Policy) -> str | None:
-    """Why the full-size run should be skipped, judged from runs on the crop (a second run discounts compiling)."""
+def _probe_veto(make: PeerFunction, probe: _Probe, threads: int, policy: Policy, timed_veto: bool) -> str | None:
+    """Why the full-size run should be skipped, judged from a run on the crop (scaled by the ratio of areas).
+
+    Too slow (only with ``timed_veto``) means two runs said so: the first may have compiled code for this size.
+    """
     runner = make(probe.case, probe.inputs, threads)
     if runner is None:
         return None
     h, w = probe.case.image_shape[-2:]
-    limit = memory.available_bytes()
-    reason = None
     for _ in range(2):
         (_, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
-        needed = None if extra is None else extra * probe.ratio
-        if seconds * probe.ratio > policy.max_estimate_s:
-            reason = f"estimated {seconds * probe.ratio:.0f} s per call from a {h}x{w} run"
-        elif needed is not None and limit is not None and needed > MEMORY_SHARE * limit:
-            reason = f"would need ~{needed / 2**30:.0f} GiB, {limit / 2**30:.0f} GiB available (from a {h}x{w} run)"
-        else:
-            return None
-    return reason
+        if not timed_veto or seconds * probe.ratio <= policy.max_estimate_s:
+            break
+    else:
+        return f"estimated {seconds * probe.ratio:.0f} s per call, {h}x{w} probe"
+    limit = memory.available_bytes()
+    if extra is not None and limit is not None and extra * probe.ratio > MEMORY_SHARE * limit:
+        needed = extra * probe.ratio / 2**30
+        return f"needs ~{needed:.0f} GiB of {limit / 2**30:.0f} GiB available, {h}x{w} probe"
+    return None
 
 
 def _measure(
-    make: PeerFunction, case: Case, inputs: Inputs, probe: _Probe | None, threads: int, policy: Policy
+    make: PeerFunction, case: Case, inputs: Inputs, probe: _Probe | None, threads: int, policy: Policy, subject: bool
 ) -> tuple[Outcome, list[np.ndarray] | None] | None:
-    """One contender on one case; ``None`` when it does not apply to the case."""
+    """One contender on one case; ``None`` when it does not apply to the case. The ``subject`` (xcorr with
+    ``algo="auto"``) is never skipped for time: if it is slow, that is the result."""
     try:
         runner = make(case, inputs, threads)
     except NotInstalledError as error:
@@ -157,19 +161,33 @@ def _measure(
     if runner is None:
         return None
     try:
-        veto = None if probe is None else _probe_veto(make, probe, threads, policy)
+        veto = None if probe is None else _probe_veto(make, probe, threads, policy, timed_veto=not subject)
         if veto is not None:
             return Outcome("skipped", veto), None
         (output, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
-        if seconds >= policy.slow_s and probe is None:  # slow, or compiling on first use: a second run tells
-            (output, seconds), extra = memory.extra_peak(lambda: timed(runner.call))
-        if seconds >= policy.slow_s:
-            return Outcome("ok", timing=Timing.of([seconds]), extra_peak_bytes=extra), runner.arrays(output)
-        timing = repeat(runner.call, policy)
-        extra = memory.extra_peak(runner.call)[1]
+        if seconds > policy.max_estimate_s and not subject:
+            return Outcome("skipped", f"one run took {seconds:.0f} s"), runner.arrays(output)
+        if seconds < policy.slow_s:
+            timing = repeat(runner.call, policy)
+            extra = memory.extra_peak(runner.call)[1]
+        else:
+            timing = Timing.of([seconds])
         return Outcome("ok", timing=timing, extra_peak_bytes=extra), runner.arrays(output)
     except Exception as error:  # a contender that fails is a result to report, not a reason to stop
         return Outcome("failed", f"{type(error).__name__}: {error}"), None
+
+
+def _compile(contenders: list[tuple[str, PeerFunction, float | None]], case: Case, seed: int, threads: int) -> None:
+    """Run the xcorr contenders once on a miniature of ``case``, so that compiling kernels on first use (numba
+    compiles per dtype and memory layout, not per size) is never timed. Failures are left for the real run."""
+    miniature = case.miniature()
+    inputs = make_inputs(miniature, seed)
+    for name, make, _ in contenders:
+        if is_xcorr(name):
+            with contextlib.suppress(Exception):
+                runner = make(miniature, inputs, threads)
+                if runner is not None:
+                    runner.call()
 
 
 def run_case(case: Case, policy: Policy, threads: int, seed: int, log: Callable[[str], None]) -> CaseResult:
@@ -184,12 +202,13 @@ def run_case(case: Case, policy: Policy, threads: int, seed: int, log: Callable[
     for algorithm, cost in plans.forceable(plan).items():
         contenders.append((forced_name(algorithm), functools.partial(xcorr_runner, algo=algorithm), cost * factor))
     contenders += [(name, peer, None) for name, peer in PEERS.items()]
+    _compile(contenders, case, seed, threads)
     outputs: dict[str, list[np.ndarray]] = {}
     for name, make, estimate in contenders:
         if estimate is not None and estimate > policy.max_estimate_s:
             result.outcomes[name] = Outcome("skipped", f"the cost model estimates {estimate:.0f} s per call")
             continue
-        measured = _measure(make, case, inputs, probe, threads, policy)
+        measured = _measure(make, case, inputs, probe, threads, policy, subject=name == XCORR)
         if measured is None:
             continue
         result.outcomes[name], output = measured

@@ -25,15 +25,15 @@ VENDOR_PER_OUTPUT_PIXEL_THIN = 3.4e-8
 # for 2 threads; `python -m bench.calibrate` refits them (its least-squares fit needs a quiet machine).
 # float32 figures, per real tile (a complex transform of a tile pair counts as two); float64 costs twice as much.
 # Transforms (forward and inverse alike), per point per log2(points of the transform).
-FFT_PER_POINT_LOG2 = 5.0e-11
+FFT_PER_POINT_LOG2 = 1.1e-10
 # Fixed price of one tile transform (dispatch, short-transform inefficiency).
-FFT_PER_TRANSFORM = 1.5e-6
+FFT_PER_TRANSFORM = 3.5e-06
 # One complex multiply-add of the channel contraction.
-FFT_PER_SPECTRUM_MAC = 3.0e-10
+FFT_PER_SPECTRUM_MAC = 6.9e-10
 # Gathering tile pixels and scattering outputs, per tile point.
-FFT_PER_TILE_POINT = 1.5e-10
+FFT_PER_TILE_POINT = 3.4e-10
 # Python and dispatch overhead of one chunk of tiles (about 25 tensor operations).
-FFT_PER_CHUNK = 1.5e-4
+FFT_PER_CHUNK = 0.00034
 # Largest tile (points) chosen unless the kernel needs more: larger tiles fall out of cache.
 FFT_MAX_TILE_POINTS = 512 * 512
 # ---- end of fft ----

@@ -16,6 +16,7 @@ barely cancel (``sum_k |col_k| x |row_k| <= 4 |w|``), so the 1-D passes carry th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -96,10 +97,18 @@ def weight_rank(w: Tensor) -> int:
         >>> weight_rank(torch.eye(3)[None, None])
         3
     """
-    o, cg, kh, kw = w.shape
     dtype = w.dtype if w.dtype.is_floating_point else torch.float32
+    values = w.detach().to("cpu", torch.float64).contiguous()
+    return _rank_of(values.numpy().tobytes(), tuple(values.shape), dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _rank_of(values: bytes, shape: tuple[int, ...], dtype: torch.dtype) -> int:
+    """:func:`weight_rank` of the float64 ``values``, memoised: image filters reuse one kernel call after call,
+    and the search costs far more than a small filter's correlation."""
+    o, cg, kh, kw = shape
     tol = (kh + kw) * torch.finfo(dtype).eps
-    target = w.detach().to("cpu", torch.float64).reshape(o * cg, kh, kw)
+    target = torch.frombuffer(bytearray(values), dtype=torch.float64).reshape(o * cg, kh, kw)
     bound = target.abs()
     recon = torch.zeros_like(target)
     magnitude = torch.zeros_like(target)
