@@ -13,6 +13,7 @@ Run: ``python -m bench.dask_bench`` (``--help`` for sizes). Prints machine info 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -113,7 +114,6 @@ def tile_errors(source: Path, target: Path, kernel_size: int, tile: int, count: 
 
 def machine() -> str:
     import dask
-    import dask_image
     import scipy
     import torch
     import zarr
@@ -121,7 +121,7 @@ def machine() -> str:
     from xcorr import __version__
 
     versions = f"xcorr {__version__}, torch {torch.__version__}, dask {dask.__version__}, zarr {zarr.__version__}"
-    versions += f", scipy {scipy.__version__}, dask-image {getattr(dask_image, '__version__', '?')}"
+    versions += f", scipy {scipy.__version__}, dask-image {importlib.metadata.version('dask-image')}"
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, load {load}; {versions}"
 
