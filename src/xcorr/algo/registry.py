@@ -59,5 +59,11 @@ def get_algorithm(name: str) -> Algorithm:
 
 
 def algorithm_names() -> tuple[str, ...]:
-    """Registered names, sorted."""
+    """The names ``algo=`` accepts besides ``"auto"``, sorted (public as ``xcorr.algorithms()``).
+
+    Example:
+        >>> import xcorr
+        >>> xcorr.algorithms()
+        ('direct', 'fft', 'reference', 'separable', 'vendor')
+    """
     return tuple(sorted(_REGISTRY))
