@@ -8,7 +8,7 @@ For ``y = corr(zero_pad(x), w)`` (see :class:`~xcorr.problem.Problem`):
   the forward's stride becomes the kernel dilation and the forward's dilation becomes the stride.
 
 Each product is a :class:`Problem` the planner chooses an algorithm for, so training runs on the fast paths.
-When it chooses the vendor algorithm, torch's own backward kernels run the product on the forward's tensors.
+An algorithm with a native backward kernel (the vendor one: torch's own) runs the product on the forward's tensors.
 The ``*_problem`` functions give the shapes (for planning); the others build the tensors and run.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from xcorr.algo import vendor
+from xcorr.algo import get_algorithm
 from xcorr.problem import Problem
 
 Correlate = Callable[[Tensor, Tensor, Problem, str], Tensor]
@@ -68,8 +68,9 @@ def _insert_zeros(dy: Tensor, stride: tuple[int, int]) -> Tensor:
 
 def input_gradient(dy: Tensor, w: Tensor, p: Problem, algo: str, correlate: Correlate) -> Tensor:
     """dL/dx (N, C, H, W) from dL/dy (N, O, Ho, Wo) and the weight (O, C // groups, kh, kw)."""
-    if algo == "vendor":
-        return vendor.input_gradient(dy, w, p)
+    native = get_algorithm(algo).input_gradient
+    if native is not None:
+        return native(dy, w, p)
     pads, _ = _input_gradient_geometry(p)
     spread = _insert_zeros(dy, p.stride)
     top, bottom, left, right = (max(-q, 0) for q in pads)
@@ -115,8 +116,9 @@ def weight_gradient_problem(p: Problem) -> Problem:
 
 def weight_gradient(x: Tensor, dy: Tensor, p: Problem, algo: str, correlate: Correlate) -> Tensor:
     """dL/dw (O, C // groups, kh, kw) from the input (N, C, H, W) and dL/dy (N, O, Ho, Wo)."""
-    if algo == "vendor":
-        return vendor.weight_gradient(x, dy, p)
+    native = get_algorithm(algo).weight_gradient
+    if native is not None:
+        return native(x, dy, p)
     n, _, h, wid = x.shape
     o, cg, _, _ = p.weight_shape
     g = p.groups

@@ -133,16 +133,25 @@ def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_hei
             y2[plane * out_height + first_row + u] = flat_out[u * pitch : u * pitch + out_width]
 
 
-def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
-    """Direct sum over the taps; zero padding handled in the kernel, never materialised as a padded image."""
+def row_arrays(x: Tensor, problem: Problem) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """The output ``y`` (N, O, Ho, Wo), and the input and output as 2-D NumPy views of their rows:
+    ``x2`` (N*C*H, W) and ``y2`` (N*O*Ho, Wo), the layout the numba kernels walk."""
     n, c, h, width = problem.input_shape
     _, o, ho, wo = problem.output_shape
-    y = torch.empty((n, o, max(ho, 0), max(wo, 0)), dtype=x.dtype)
+    ho, wo = max(ho, 0), max(wo, 0)
+    y = torch.empty((n, o, ho, wo), dtype=x.dtype)
+    x2 = x.contiguous().view(n * c * h, width).numpy()
+    return y, x2, y.view(n * o * ho, wo).numpy()
+
+
+def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+    """Direct sum over the taps; zero padding handled in the kernel, never materialised as a padded image."""
+    y, x2, y2 = row_arrays(x, problem)
     if y.numel() == 0:
         return y
-    x2 = x.contiguous().view(n * c * h, width).numpy()
+    n, c, h, _ = problem.input_shape
+    _, o, ho, wo = problem.output_shape
     w4 = w.to(x.dtype).contiguous().numpy()
-    y2 = y.view(n * o * ho, wo).numpy()
     top, _, left, _ = problem.padding
     seconds = cost(problem)
     if problem.stride == (1, 1) and wo < BLOCK_MODE_MAX_WIDTH:

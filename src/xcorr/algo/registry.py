@@ -28,6 +28,10 @@ class Algorithm:
         exact: ``True`` when its rounding error is relative to each output (like a direct sum); ``False``
             when it is absolute, about ``eps * max|x| * sum|w|`` (FFT, low-rank factorisations).
         summary: one line for ``xcorr.algorithms()`` listings and docs.
+        input_gradient: optional ``input_gradient(dy, w, problem) -> dx`` (N, C, H, W), a native backward-data
+            kernel for the forward ``problem``, used instead of ``run`` on the rewritten product when the
+            planner gives this algorithm the input gradient.
+        weight_gradient: optional ``weight_gradient(x, dy, problem) -> dw`` (O, C // groups, kh, kw), likewise.
     """
 
     name: str
@@ -36,6 +40,8 @@ class Algorithm:
     cost: Callable[[Problem], float]
     exact: bool
     summary: str
+    input_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
+    weight_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
 
 
 _REGISTRY: dict[str, Algorithm] = {}

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algo.direct import compiled_kernel_refusal
+from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
 from xcorr.algo.threads import run_tasks
@@ -75,16 +75,14 @@ def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, o
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     """``problem.weight_rank`` pairs of 1-D passes per (o, c) slice; zero padding handled in the kernels."""
-    n, c, h, width = problem.input_shape
-    _, o, ho, wo = problem.output_shape
-    y = torch.empty((n, o, max(ho, 0), max(wo, 0)), dtype=x.dtype)
+    y, x2, y2 = row_arrays(x, problem)
     if y.numel() == 0:
         return y
     if problem.weight_rank is None:
         raise ValueError("separable needs problem.weight_rank (xcorr.lowrank.weight_rank of the weight)")
+    n, c, h, _ = problem.input_shape
+    _, o, ho, _ = problem.output_shape
     cols, rows = (f.to(x.dtype).numpy() for f in factors(w, problem.weight_rank))
-    x2 = x.contiguous().view(n * c * h, width).numpy()
-    y2 = y.view(n * o * ho, wo).numpy()
     top, _, left, _ = problem.padding
     geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
     run_tasks(

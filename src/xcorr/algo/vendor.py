@@ -75,5 +75,7 @@ ALGORITHM = register(
         cost=cost,
         exact=True,
         summary="torch.nn.functional.conv2d (oneDNN / cuDNN): best for dense multi-channel layers",
+        input_gradient=input_gradient,
+        weight_gradient=weight_gradient,
     )
 )
