@@ -28,6 +28,15 @@ def assert_matches_conv2d(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, pro
     assert torch.all((y.double() - expected).abs() <= 2 * taps * torch.finfo(x.dtype).eps * magnitude + 1e-300)
 
 
+def run_on_threads(x: torch.Tensor, w: torch.Tensor, problem: Problem, threads: int) -> torch.Tensor:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return direct.run(x, w, problem)
+    finally:
+        torch.set_num_threads(previous)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     width=st.integers(250, 600),
@@ -59,6 +68,50 @@ def test_wide_rows_match_conv2d(
     assert_matches_conv2d(direct.run(x, w, problem), x, w, problem)
 
 
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "channels"),
+    [
+        ((3, 3), (1, 1), (1, 1, 1)),  # the 3x3 sweep
+        ((3, 3), (1, 1), (2, 2, 1)),  # 3x3 over two channels: the one-row sweeps
+        ((7, 7), (1, 1), (1, 1, 1)),  # pairs of 7-row columns and the odd one out
+        ((7, 4), (1, 3), (3, 3, 3)),  # even width, dilated columns, depthwise
+        ((14, 3), (1, 1), (2, 4, 1)),  # two groups of seven rows over two channels
+        ((5, 5), (1, 1), (1, 1, 1)),  # neither: the one-row sweeps
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_four_row_sweeps_match_conv2d(
+    kernel: tuple[int, int], dilation: tuple[int, int], channels: tuple[int, int, int], threads: int
+) -> None:
+    """Stride-1 rows inside the image run four at a time (any task boundary); the rest row by row, seamlessly."""
+    c, o, groups = channels
+    g = torch.Generator().manual_seed(kernel[0] * 100 + threads)
+    x = torch.randn(2, c, 41, 300, generator=g)
+    w = torch.randn(o, c // groups, *kernel, generator=g)
+    problem = Problem(shape4(x), shape4(w), padding=(3, 2, 4, 1), dilation=dilation, groups=groups)
+    assert_matches_conv2d(run_on_threads(x, w, problem, threads), x, w, problem)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (7, 7)])
+def test_four_row_sweeps_put_nan_and_inf_where_a_direct_sum_does(kernel: tuple[int, int]) -> None:
+    x = torch.randn(1, 1, 40, 300, dtype=torch.float64)
+    x[0, 0, 20, 100], x[0, 0, 5, 7] = float("inf"), float("nan")
+    w = torch.rand(1, 1, *kernel, dtype=torch.float64) + 0.1
+    problem = Problem(shape4(x), shape4(w), padding=(3, 3, 3, 3), dtype=torch.float64)
+    y = direct.run(x, w, problem)
+    expected = F.conv2d(F.pad(x, (3, 3, 3, 3)), w)
+    assert torch.equal(y.isnan(), expected.isnan()) and torch.equal(y.isinf(), expected.isinf())
+    finite = expected.isfinite()
+    torch.testing.assert_close(y[finite], expected[finite])
+
+
+def test_output_lies_half_a_page_from_the_input() -> None:
+    """Avoids 4K aliasing between output stores and input loads (see ``_empty_apart_from``)."""
+    x = torch.randn(1, 1, 64, 1024)
+    y = direct.run(x, torch.randn(1, 1, 3, 3), Problem(shape4(x), (1, 1, 3, 3), padding=(1, 1, 1, 1)))
+    assert (y.data_ptr() - x.data_ptr()) % direct.PAGE_BYTES == direct.PAGE_BYTES // 2
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_depthwise_blocks_on_several_threads(threads: int) -> None:
     """Narrow stride-1 planes run in blocks of rows; tasks split across threads write disjoint rows."""
@@ -66,13 +119,7 @@ def test_depthwise_blocks_on_several_threads(threads: int) -> None:
     x = torch.randn(3, 8, 70, 33, generator=g)
     w = torch.randn(8, 1, 7, 5, generator=g)
     problem = Problem(shape4(x), shape4(w), padding=(3, 3, 2, 2), groups=8)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        y = direct.run(x, w, problem)
-    finally:
-        torch.set_num_threads(previous)
-    assert_matches_conv2d(y, x, w, problem)
+    assert_matches_conv2d(run_on_threads(x, w, problem, threads), x, w, problem)
 
 
 def test_block_mode_splits_tall_planes() -> None:

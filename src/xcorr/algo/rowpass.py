@@ -11,6 +11,10 @@ two, one) in one SIMD loop over contiguous columns, the partial sum in registers
 the source rows: the callers read from row buffers with zero margins, which is how the zero padding costs
 nothing per pixel.
 
+One row at a time, each input row is loaded once per output row that reads it. The register-blocked sweeps at the
+end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven
+rows), loading each input row once for all four.
+
 Floating-point: compiled with ``fastmath={"contract"}`` only, so ``w * x + s`` may become one fused
 multiply-add but nothing is reassociated; the result is a direct sum with the usual error bound
 ``~ taps * eps * sum |w| |x|``.
@@ -126,3 +130,82 @@ def _sweep1(out, r0, b0, w0, stride, store):  # type: ignore[no-untyped-def]
             out[c] = v
         else:
             out[c] += v
+
+
+# Register-blocked sweeps of four consecutive output rows at once. Output row u reads source rows u .. u + kh - 1,
+# so the four rows share all but three of their source rows: each row loaded serves up to four outputs instead of
+# one, which is what limits the one-row sweeps above on small kernels. The sources and outputs are 2-D arrays of
+# consecutive rows (one base pointer each keeps the vectoriser's overlap checks few), indexed with unsigned
+# integers as above.
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def correlate_3x3_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] = sum_ij w[i, j] * src[u + i, start + c + j]`` for ``u < 4``, ``c < n``: a whole 3x3 kernel.
+
+    ``out`` (4, Wo) and ``src`` (6, W) C-contiguous of one float dtype, every read inside ``src``; ``w`` (3, 3).
+    Eighteen loads and four stores per column for 36 multiply-adds, nothing accumulated in memory.
+    """
+    first, begin, one, two = np.uint64(lo), np.uint64(start), np.uint64(1), np.uint64(2)
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        a0, a1, a2 = src[0, k], src[0, k + one], src[0, k + two]
+        b0, b1, b2 = src[1, k], src[1, k + one], src[1, k + two]
+        d0, d1, d2 = src[2, k], src[2, k + one], src[2, k + two]
+        e0, e1, e2 = src[3, k], src[3, k + one], src[3, k + two]
+        f0, f1, f2 = src[4, k], src[4, k + one], src[4, k + two]
+        g0, g1, g2 = src[5, k], src[5, k + one], src[5, k + two]
+        out[0, m] = (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
+        out[1, m] = (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
+        out[2, m] = (w0 * d0 + w1 * d1 + w2 * d2) + (w3 * e0 + w4 * e1 + w5 * e2) + (w6 * f0 + w7 * f1 + w8 * f2)
+        out[3, m] = (w0 * e0 + w1 * e1 + w2 * e2) + (w3 * f0 + w4 * f1 + w5 * f2) + (w6 * g0 + w7 * g1 + w8 * g2)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def add_columns7_four_rows(out, lo, n, src, start, v, step, w):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] += sum_i v[i] * src[u + i, start + c] + w[i] * src[u + i, start + step + c]`` for ``u < 4``,
+    ``c < n``: two kernel columns ``step`` apart, seven kernel rows each.
+
+    ``out`` (4, Wo) and ``src`` (10, W) C-contiguous of one float dtype, every read inside ``src``; ``v``, ``w``
+    (7,). Twenty loads and four read-modify-writes per column for 56 multiply-adds (a third column spills
+    registers and runs slower).
+    """
+    first, begin, second = np.uint64(lo), np.uint64(start), np.uint64(start + step)
+    v0, v1, v2, v3, v4, v5, v6 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+    w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        x0, x1, x2, x3, x4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
+        x5, x6, x7, x8, x9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
+        k = second + c
+        y0, y1, y2, y3, y4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
+        y5, y6, y7, y8, y9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
+        out[0, m] += ((v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3) + (v4 * x4 + v5 * x5 + v6 * x6)) + (
+            (w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3) + (w4 * y4 + w5 * y5 + w6 * y6)
+        )
+        out[1, m] += ((v0 * x1 + v1 * x2 + v2 * x3 + v3 * x4) + (v4 * x5 + v5 * x6 + v6 * x7)) + (
+            (w0 * y1 + w1 * y2 + w2 * y3 + w3 * y4) + (w4 * y5 + w5 * y6 + w6 * y7)
+        )
+        out[2, m] += ((v0 * x2 + v1 * x3 + v2 * x4 + v3 * x5) + (v4 * x6 + v5 * x7 + v6 * x8)) + (
+            (w0 * y2 + w1 * y3 + w2 * y4 + w3 * y5) + (w4 * y6 + w5 * y7 + w6 * y8)
+        )
+        out[3, m] += ((v0 * x3 + v1 * x4 + v2 * x5 + v3 * x6) + (v4 * x7 + v5 * x8 + v6 * x9)) + (
+            (w0 * y3 + w1 * y4 + w2 * y5 + w3 * y6) + (w4 * y7 + w5 * y8 + w6 * y9)
+        )
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def add_column7_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] += sum_i w[i] * src[u + i, start + c]`` for ``u < 4``, ``c < n``: one kernel column of seven
+    rows (the odd one out of :func:`add_columns7_four_rows`' pairs). Shapes as there."""
+    first, begin = np.uint64(lo), np.uint64(start)
+    w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        x0, x1, x2, x3, x4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
+        x5, x6, x7, x8, x9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
+        out[0, m] += (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3) + (w4 * x4 + w5 * x5 + w6 * x6)
+        out[1, m] += (w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4) + (w4 * x5 + w5 * x6 + w6 * x7)
+        out[2, m] += (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5) + (w4 * x6 + w5 * x7 + w6 * x8)
+        out[3, m] += (w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6) + (w4 * x7 + w5 * x8 + w6 * x9)
