@@ -84,24 +84,40 @@ def _fit(cases: list[Case], run: Callable[[torch.Tensor, torch.Tensor, Problem],
 
 
 def _direct_cases(dtype: torch.dtype) -> list[Case]:
-    """Single-channel images (row path) and depthwise batches (block path), small kernels, 'same' padding."""
-    problems = [Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4, dtype=dtype) for k in (3, 5, 7, 11)]
+    """Row by row: single-channel images with kernels the four-row sweeps leave out, depthwise batches (block
+    path) and a grouped layer; small kernels, 'same' padding."""
+    problems = [Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4, dtype=dtype) for k in (4, 9, 11)]
     problems += [
         Problem((8, 32, 64, 64), (32, 1, k, k), padding=(k // 2,) * 4, groups=32, dtype=dtype) for k in (3, 7, 11)
     ]
     problems += [Problem((2, 16, 128, 128), (32, 4, 3, 3), padding=(1,) * 4, groups=4, dtype=dtype)]
-    cases: list[Case] = []
-    for problem in problems:
-        n, o, ho, _ = problem.output_shape
-        cases.append((problem, torch.randn(problem.weight_shape, dtype=dtype), [n * o * ho, problem.macs]))
-    return cases
+    return [_direct_case(problem) for problem in problems]
+
+
+def _four_row_cases() -> list[Case]:
+    """Single-channel float32 images whose kernels the four-row sweeps cover."""
+    problems = [Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4) for k in (3, 5, 7, 10, 14)]
+    assert all(direct.sweeps_four_rows(problem) for problem in problems)
+    return [_direct_case(problem) for problem in problems]
+
+
+def _direct_case(problem: Problem) -> Case:
+    n, o, ho, _ = problem.output_shape
+    return problem, torch.randn(problem.weight_shape, dtype=problem.dtype), [n * o * ho, problem.macs]
 
 
 def direct_constants() -> dict[str, float]:
-    """``DIRECT_PER_ROW`` and ``DIRECT_PER_MAC_F32`` fitted on float32 runs; ``DIRECT_PER_MAC_F64`` on float64."""
+    """``DIRECT_PER_ROW`` and ``DIRECT_PER_MAC_F32`` fitted on float32 runs of the one-row sweeps,
+    ``DIRECT_PER_MAC_F64`` on float64, and ``DIRECT_FOUR_ROW_MAC_FACTOR`` from float32 four-row runs."""
     per_row, per_mac = _fit(_direct_cases(torch.float32), direct.run)
     _, per_mac_f64 = _fit(_direct_cases(torch.float64), direct.run)
-    return {"DIRECT_PER_ROW": per_row, "DIRECT_PER_MAC_F32": per_mac, "DIRECT_PER_MAC_F64": per_mac_f64}
+    _, per_mac_four_rows = _fit(_four_row_cases(), direct.run)
+    return {
+        "DIRECT_PER_ROW": per_row,
+        "DIRECT_PER_MAC_F32": per_mac,
+        "DIRECT_PER_MAC_F64": per_mac_f64,
+        "DIRECT_FOUR_ROW_MAC_FACTOR": per_mac_four_rows / per_mac,
+    }
 
 
 def separable_constants() -> dict[str, float]:

@@ -76,7 +76,9 @@ def test_wide_rows_match_conv2d(
         ((7, 7), (1, 1), (1, 1, 1)),  # pairs of 7-row columns and the odd one out
         ((7, 4), (1, 3), (3, 3, 3)),  # even width, dilated columns, depthwise
         ((14, 3), (1, 1), (2, 4, 1)),  # two groups of seven rows over two channels
-        ((5, 5), (1, 1), (1, 1, 1)),  # neither: the one-row sweeps
+        ((5, 5), (1, 1), (1, 1, 1)),  # five-row columns
+        ((12, 2), (1, 2), (3, 3, 3)),  # a group of seven rows and one of five
+        ((9, 4), (1, 1), (1, 1, 1)),  # neither sevens nor fives: the one-row sweeps
     ],
 )
 @pytest.mark.parametrize("threads", [1, 3])
@@ -92,7 +94,7 @@ def test_four_row_sweeps_match_conv2d(
     assert_matches_conv2d(run_on_threads(x, w, problem, threads), x, w, problem)
 
 
-@pytest.mark.parametrize("kernel", [(3, 3), (7, 7)])
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (7, 7)])
 def test_four_row_sweeps_put_nan_and_inf_where_a_direct_sum_does(kernel: tuple[int, int]) -> None:
     x = torch.randn(1, 1, 40, 300, dtype=torch.float64)
     x[0, 0, 20, 100], x[0, 0, 5, 7] = float("inf"), float("nan")
@@ -165,3 +167,19 @@ def test_run_tasks_covers_every_task_once() -> None:
     finally:
         torch.set_num_threads(previous)
     assert sorted(seen) == list(range(1000))
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        (Problem((1, 1, 64, 512), (1, 1, 3, 3), padding=(1, 1, 1, 1)), True),
+        (Problem((1, 2, 64, 512), (1, 2, 3, 3)), False),  # 3x3 over two channels
+        (Problem((1, 2, 64, 512), (4, 1, 12, 5), groups=2), True),  # 7 + 5 rows
+        (Problem((1, 1, 64, 512), (1, 1, 9, 9)), False),  # neither sevens nor fives
+        (Problem((1, 1, 64, 512), (1, 1, 7, 7), stride=(1, 2)), False),
+        (Problem((1, 1, 64, 512), (1, 1, 7, 7), dilation=(2, 1)), False),
+        (Problem((1, 1, 64, 100), (1, 1, 7, 7)), False),  # narrow rows: the block path
+    ],
+)
+def test_cost_model_knows_which_problems_sweep_four_rows(problem: Problem, expected: bool) -> None:
+    assert direct.sweeps_four_rows(problem) is expected

@@ -45,6 +45,9 @@ FFT_MAX_TILE_POINTS = 512 * 512
 DIRECT_PER_ROW = 4.5e-8
 DIRECT_PER_MAC_F32 = 3.8e-11
 DIRECT_PER_MAC_F64 = 5.7e-11
+# The four-row sweeps' time per multiply-add over the one-row sweeps' (3x3, kernel rows in sevens and fives);
+# fitted by bench.calibrate on 2 threads (float32, 1024x1024, k = 3, 5, 7, 10, 14).
+DIRECT_FOUR_ROW_MAC_FACTOR = 0.60
 # Separable: per output row per (input channel, rank term) pair of passes, and per multiply-add of the passes
 # (the vertical one over input columns, the horizontal one over output columns); float64 scaled as for direct.
 SEPARABLE_PER_TERM_ROW = 5.6e-7

@@ -8,6 +8,7 @@ empty and rewritten at the next measurement; it is never fatal.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -35,7 +36,13 @@ class _Loaded:
 
 def cache_path() -> Path:
     """Where measurements are kept: ``$XCORR_CACHE_DIR/tuning.json`` or ``~/.cache/xcorr/tuning.json``."""
-    root = os.environ.get("XCORR_CACHE_DIR") or Path.home() / ".cache" / "xcorr"
+    return _cache_path(os.environ.get("XCORR_CACHE_DIR"), os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=16)
+def _cache_path(cache_dir: str | None, home: str | None) -> Path:
+    """The path for these environment values (memoised: building it costs more than a small correlation)."""
+    root = cache_dir or Path.home() / ".cache" / "xcorr"
     return Path(root) / "tuning.json"
 
 

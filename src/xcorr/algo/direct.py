@@ -6,7 +6,7 @@ loop over contiguous columns. No padded copy of the image is ever made:
 
 - wide rows read the input in place for the interior columns; the few border columns whose taps reach into the
   padding read two small strips, copies of just the input columns they need between zeros;
-- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens, run four output rows per sweep
+- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens and fives, run four output rows per sweep
   where all the rows they read lie inside the image (the register-blocked sweeps of :mod:`~xcorr.algo.rowpass`:
   each input row loaded once serves up to four outputs);
 - narrow stride-1 rows (depthwise layers, small images) run in blocks: the block's input rows are copied with
@@ -32,7 +32,14 @@ from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.registry import Algorithm, register
-from xcorr.algo.rowpass import add_column7_four_rows, add_columns7_four_rows, correlate_3x3_four_rows, correlate_taps
+from xcorr.algo.rowpass import (
+    add_column5_four_rows,
+    add_column7_four_rows,
+    add_columns5_four_rows,
+    add_columns7_four_rows,
+    correlate_3x3_four_rows,
+    correlate_taps,
+)
 from xcorr.algo.threads import run_tasks
 from xcorr.problem import Problem
 
@@ -110,10 +117,10 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
 @numba.njit(cache=True)
 def _four_rows_apply(kh, kw, channels_per_group, stride, dilation):  # type: ignore[no-untyped-def]
     """Whether rows may run four at a time: stride 1, rows undilated, and a kernel that the register-blocked
-    sweeps of :mod:`~xcorr.algo.rowpass` cover exactly (a one-channel undilated 3x3, or rows in sevens)."""
+    sweeps of :mod:`~xcorr.algo.rowpass` cover exactly (a one-channel undilated 3x3, or rows in sevens and fives)."""
     if stride[0] != 1 or stride[1] != 1 or dilation[0] != 1:
         return False
-    return (kh == 3 and kw == 3 and channels_per_group == 1 and dilation[1] == 1) or kh % 7 == 0
+    return (kh == 3 and kw == 3 and channels_per_group == 1 and dilation[1] == 1) or _fives(kh) >= 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -157,13 +164,30 @@ def _sweep_four_rows(out, lo, n, src, start, w2, dilation_x, store):  # type: ig
         return
     if store:
         out[:, lo : lo + n] = 0
-    for g in range(0, kh, 7):
+    fives = _fives(kh)
+    for g in range(0, kh - 5 * fives, 7):
         window = src[g : g + 10]
         for j in range(0, kw - 1, 2):
             v, w = w2[g : g + 7, j], w2[g : g + 7, j + 1]
             add_columns7_four_rows(out, lo, n, window, start + j * dilation_x, v, dilation_x, w)
         if kw % 2:
             add_column7_four_rows(out, lo, n, window, start + (kw - 1) * dilation_x, w2[g : g + 7, kw - 1])
+    for g in range(kh - 5 * fives, kh, 5):
+        window = src[g : g + 8]
+        for j in range(0, kw - 1, 2):
+            v, w = w2[g : g + 5, j], w2[g : g + 5, j + 1]
+            add_columns5_four_rows(out, lo, n, window, start + j * dilation_x, v, dilation_x, w)
+        if kw % 2:
+            add_column5_four_rows(out, lo, n, window, start + (kw - 1) * dilation_x, w2[g : g + 5, kw - 1])
+
+
+@numba.njit(cache=True)
+def _fives(kh):  # type: ignore[no-untyped-def]
+    """How many groups of five kernel rows, the rest in sevens, make up ``kh`` rows (fewest fives); -1 if none do."""
+    for fives in range(7):
+        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
+            return fives
+    return -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -274,12 +298,23 @@ def unsupported(problem: Problem) -> str | None:
     return compiled_kernel_refusal(problem, "direct")
 
 
+def sweeps_four_rows(problem: Problem) -> bool:
+    """Whether :func:`run` computes (nearly all) output rows four at a time: wide stride-1 rows and a kernel the
+    register-blocked sweeps cover (see ``_four_rows_apply``)."""
+    _, channels_per_group, kh, kw = problem.weight_shape
+    wide = problem.output_shape[3] >= BLOCK_MODE_MAX_WIDTH
+    return wide and bool(_four_rows_apply(kh, kw, channels_per_group, problem.stride, problem.dilation))
+
+
 def cost(problem: Problem) -> float:
-    """A price per output row and one per multiply-add (:mod:`xcorr.costs`, fitted by ``bench.calibrate``)."""
+    """A price per output row and one per multiply-add, lower for the four-row sweeps (:mod:`xcorr.costs`,
+    fitted by ``bench.calibrate``)."""
     n, o, ho, wo = problem.output_shape
     if ho <= 0 or wo <= 0:
         return costs.CALL_OVERHEAD
     per_mac = costs.DIRECT_PER_MAC_F64 if problem.dtype == torch.float64 else costs.DIRECT_PER_MAC_F32
+    if sweeps_four_rows(problem):
+        per_mac *= costs.DIRECT_FOUR_ROW_MAC_FACTOR
     return costs.CALL_OVERHEAD + costs.DIRECT_PER_ROW * n * o * ho + per_mac * problem.macs
 
 

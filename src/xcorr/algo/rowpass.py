@@ -12,8 +12,8 @@ the source rows: the callers read from row buffers with zero margins, which is h
 nothing per pixel.
 
 One row at a time, each input row is loaded once per output row that reads it. The register-blocked sweeps at the
-end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven
-rows), loading each input row once for all four.
+end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven or
+five rows), loading each input row once for all four.
 
 Floating-point: compiled with ``fastmath={"contract"}`` only, so ``w * x + s`` may become one fused
 multiply-add but nothing is reassociated; the result is a direct sum with the usual error bound
@@ -209,3 +209,45 @@ def add_column7_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped
         out[1, m] += (w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4) + (w4 * x5 + w5 * x6 + w6 * x7)
         out[2, m] += (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5) + (w4 * x6 + w5 * x7 + w6 * x8)
         out[3, m] += (w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6) + (w4 * x7 + w5 * x8 + w6 * x9)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def add_columns5_four_rows(out, lo, n, src, start, v, step, w):  # type: ignore[no-untyped-def]
+    """:func:`add_columns7_four_rows` for two kernel columns of five rows: ``src`` (8, W), ``v``, ``w`` (5,)."""
+    first, begin, second = np.uint64(lo), np.uint64(start), np.uint64(start + step)
+    v0, v1, v2, v3, v4 = v[0], v[1], v[2], v[3], v[4]
+    w0, w1, w2, w3, w4 = w[0], w[1], w[2], w[3], w[4]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        x0, x1, x2, x3 = src[0, k], src[1, k], src[2, k], src[3, k]
+        x4, x5, x6, x7 = src[4, k], src[5, k], src[6, k], src[7, k]
+        k = second + c
+        y0, y1, y2, y3 = src[0, k], src[1, k], src[2, k], src[3, k]
+        y4, y5, y6, y7 = src[4, k], src[5, k], src[6, k], src[7, k]
+        out[0, m] += ((v0 * x0 + v1 * x1 + v2 * x2) + (v3 * x3 + v4 * x4)) + (
+            (w0 * y0 + w1 * y1 + w2 * y2) + (w3 * y3 + w4 * y4)
+        )
+        out[1, m] += ((v0 * x1 + v1 * x2 + v2 * x3) + (v3 * x4 + v4 * x5)) + (
+            (w0 * y1 + w1 * y2 + w2 * y3) + (w3 * y4 + w4 * y5)
+        )
+        out[2, m] += ((v0 * x2 + v1 * x3 + v2 * x4) + (v3 * x5 + v4 * x6)) + (
+            (w0 * y2 + w1 * y3 + w2 * y4) + (w3 * y5 + w4 * y6)
+        )
+        out[3, m] += ((v0 * x3 + v1 * x4 + v2 * x5) + (v3 * x6 + v4 * x7)) + (
+            (w0 * y3 + w1 * y4 + w2 * y5) + (w3 * y6 + w4 * y7)
+        )
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def add_column5_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """:func:`add_column7_four_rows` for a kernel column of five rows: ``src`` (8, W), ``w`` (5,)."""
+    first, begin = np.uint64(lo), np.uint64(start)
+    w0, w1, w2, w3, w4 = w[0], w[1], w[2], w[3], w[4]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        x0, x1, x2, x3 = src[0, k], src[1, k], src[2, k], src[3, k]
+        x4, x5, x6, x7 = src[4, k], src[5, k], src[6, k], src[7, k]
+        out[0, m] += (w0 * x0 + w1 * x1 + w2 * x2) + (w3 * x3 + w4 * x4)
+        out[1, m] += (w0 * x1 + w1 * x2 + w2 * x3) + (w3 * x4 + w4 * x5)
+        out[2, m] += (w0 * x2 + w1 * x3 + w2 * x4) + (w3 * x5 + w4 * x6)
+        out[3, m] += (w0 * x3 + w1 * x4 + w2 * x5) + (w3 * x6 + w4 * x7)
