@@ -34,8 +34,11 @@ from xcorr.problem import Pair, Problem
 
 # Working set of one chunk of tiles (tile pixels, their spectra, the products and inverse transforms).
 CHUNK_BYTES = 16 * 2**20
-# Kernel spectra held at once; larger weights are transformed one slice of output channels at a time.
-KERNEL_SPECTRA_BYTES = 32 * 2**20
+# Kernel spectra held at once; larger weights are transformed one slice of groups or output channels at a time.
+# Transforming a slice briefly holds about three times this much. 4 MiB, not 32: the weight-gradient product of a
+# depthwise 64-channel 31x31 layer peaked at 136 MiB with 32 and runs as fast with 4; only dense layers (whose
+# input is read once per slice of output channels) slow down, and the planner gives those to the vendor kernel.
+KERNEL_SPECTRA_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
