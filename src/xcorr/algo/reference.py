@@ -11,12 +11,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from xcorr import costs
+from xcorr.algo import bands
 from xcorr.algo.registry import Algorithm, register
 from xcorr.problem import Problem
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
-    """Sum over taps (i, j) of ``w[..., i, j]`` times the input window that tap sees."""
+    """Sum over taps (i, j) of ``w[..., i, j]`` times the input window that tap sees, by bands of output rows
+    (:func:`xcorr.algo.bands.by_rows`: the padded input and each tap's product are band-sized)."""
+    return bands.by_rows(lambda band, band_problem: _shift_and_add(band, w, band_problem), x, problem)
+
+
+def _shift_and_add(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     top, bottom, left, right = problem.padding
     if any(problem.padding):
         x = F.pad(x, (left, right, top, bottom))

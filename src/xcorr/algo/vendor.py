@@ -3,57 +3,35 @@
 The planner keeps it where it wins, above all dense multi-channel layers with small kernels. When the planner
 gives it a gradient product, it runs torch's own backward-data / backward-weight kernels on the forward's
 tensors (:func:`input_gradient`, :func:`weight_gradient`), which are tuned for exactly that job. On thin
-problems with large outputs the forward runs in bands of output rows, which bounds torch's temporaries.
+problems the forward runs in bands of output rows, which bounds torch's temporaries.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import grad as conv_grad
 
 from xcorr import costs
+from xcorr.algo import bands
 from xcorr.algo.registry import Algorithm, register
 from xcorr.problem import Problem
 
-# On thin problems (few channels per group) torch's CPU conv2d unfolds the input: its temporaries are about 17
-# times its output. Larger outputs are computed in bands of rows of about this many bytes, one call each.
-BAND_BYTES = 2 * 2**20
+# Fewer channels per group than this: torch's CPU conv2d unfolds the input, its temporaries about 17 times its
+# output; such problems run in bands of output rows.
 THIN_CHANNELS = 16
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
-    """``F.conv2d``, in bands of output rows on thin problems with large outputs (see :data:`BAND_BYTES`)."""
-    n, o, ho, wo = problem.output_shape
-    rows = max(1, BAND_BYTES // max(1, n * o * wo * x.element_size()))
-    if not _thin(problem) or rows >= ho:
-        return _conv2d(x, w, problem)
-    y = x.new_empty(problem.output_shape)
-    for first in range(0, ho, rows):
-        band, band_problem = _band(x, problem, first, min(ho, first + rows))
-        y[:, :, first : first + rows] = _conv2d(band, w, band_problem)
-    return y
+    """``F.conv2d``, by bands of output rows on thin problems (:func:`xcorr.algo.bands.by_rows`)."""
+    if _thin(problem):
+        return bands.by_rows(lambda band, band_problem: _conv2d(band, w, band_problem), x, problem)
+    return _conv2d(x, w, problem)
 
 
 def _thin(problem: Problem) -> bool:
     """Fewer than :data:`THIN_CHANNELS` multiply-adds per output pixel and tap: no channels to vectorise over."""
     return problem.weight_shape[1] * problem.weight_shape[0] // problem.groups < THIN_CHANNELS
-
-
-def _band(x: Tensor, problem: Problem, first: int, stop: int) -> tuple[Tensor, Problem]:
-    """The input rows that output rows ``first:stop`` read, and the problem that computes just those rows."""
-    height = problem.input_shape[2]
-    top, _, left, right = problem.padding
-    begin = first * problem.stride[0] - top  # input rows [begin, end) are read; outside [0, height): padding
-    end = (stop - 1) * problem.stride[0] + problem.kernel_extent[0] - top
-    lo = min(max(begin, 0), height)
-    band = x[:, :, lo : max(lo, min(end, height))]
-    rows = end - begin
-    padding = (min(max(-begin, 0), rows), min(max(end - height, 0), rows), left, right)
-    n, c, h, wid = band.shape
-    return band, dataclasses.replace(problem, input_shape=(n, c, h, wid), padding=padding)
 
 
 def _conv2d(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
