@@ -97,7 +97,7 @@ def _direct_cases(dtype: torch.dtype) -> list[Case]:
 def _four_row_cases() -> list[Case]:
     """Single-channel float32 images whose kernels the four-row sweeps cover."""
     problems = [Problem((1, 1, 1024, 1024), (1, 1, k, k), padding=(k // 2,) * 4) for k in (3, 5, 7, 10, 14)]
-    assert all(direct.sweeps_four_rows(problem) for problem in problems)
+    assert all(direct._mode(problem) == "four rows" for problem in problems)
     return [_direct_case(problem) for problem in problems]
 
 

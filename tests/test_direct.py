@@ -81,14 +81,16 @@ def test_wide_rows_match_conv2d(
         ((9, 4), (1, 1), (1, 1, 1)),  # neither sevens nor fives: the one-row sweeps
     ],
 )
-@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize(("short", "threads"), [(False, 1), (False, 3), (True, 2)])
 def test_four_row_sweeps_match_conv2d(
-    kernel: tuple[int, int], dilation: tuple[int, int], channels: tuple[int, int, int], threads: int
+    kernel: tuple[int, int], dilation: tuple[int, int], channels: tuple[int, int, int], short: bool, threads: int
 ) -> None:
-    """Stride-1 rows inside the image run four at a time (any task boundary); the rest row by row, seamlessly."""
+    """Wide stride-1 rows run four at a time: in place inside the image, from a window of rows between zeros at
+    the top and bottom (or everywhere, in an image shorter than the kernel), a last partial block via scratch."""
     c, o, groups = channels
     g = torch.Generator().manual_seed(kernel[0] * 100 + threads)
-    x = torch.randn(2, c, 41, 300, generator=g)
+    height = max(1, kernel[0] - 5) if short else 41  # short: every block reads padding rows
+    x = torch.randn(2, c, height, 300, generator=g)
     w = torch.randn(o, c // groups, *kernel, generator=g)
     problem = Problem(shape4(x), shape4(w), padding=(3, 2, 4, 1), dilation=dilation, groups=groups)
     assert_matches_conv2d(run_on_threads(x, w, problem, threads), x, w, problem)
@@ -182,4 +184,4 @@ def test_run_tasks_covers_every_task_once() -> None:
     ],
 )
 def test_cost_model_knows_which_problems_sweep_four_rows(problem: Problem, expected: bool) -> None:
-    assert direct.sweeps_four_rows(problem) is expected
+    assert (direct._mode(problem) == "four rows") is expected

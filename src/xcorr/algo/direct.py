@@ -6,9 +6,8 @@ loop over contiguous columns. No padded copy of the image is ever made:
 
 - wide rows read the input in place for the interior columns; the few border columns whose taps reach into the
   padding read two small strips, copies of just the input columns they need between zeros;
-- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens and fives, run four output rows per sweep
-  where all the rows they read lie inside the image (the register-blocked sweeps of :mod:`~xcorr.algo.rowpass`:
-  each input row loaded once serves up to four outputs);
+- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens and fives, run four output rows
+  per sweep instead (:mod:`~xcorr.algo.fourrows`: each input row loaded once serves up to four outputs);
 - narrow stride-1 rows (depthwise layers, small images) run in blocks: the block's input rows are copied with
   their padding into one buffer of padded-width rows, so a whole block is one long sweep instead of many short
   ones (the per-sweep overhead is what makes short rows slow).
@@ -31,15 +30,9 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
+from xcorr.algo import fourrows
 from xcorr.algo.registry import Algorithm, register
-from xcorr.algo.rowpass import (
-    add_column5_four_rows,
-    add_column7_four_rows,
-    add_columns5_four_rows,
-    add_columns7_four_rows,
-    correlate_3x3_four_rows,
-    correlate_taps,
-)
+from xcorr.algo.rowpass import correlate_taps
 from xcorr.algo.threads import run_tasks
 from xcorr.problem import Problem
 
@@ -57,10 +50,8 @@ PAGE_BYTES = 4096
 def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
     """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
 
-    Four rows at a time where :func:`_four_rows_apply` allows and the rows they read lie inside the image
-    (:func:`_correlate_four_rows`); the other rows one by one: the interior columns read ``x2`` in place; the
-    border columns, whose taps reach into the zero padding, read two small strips: copies of the few input
-    columns they need between zeros, so no sweep tests a column.
+    The interior columns read ``x2`` in place. The border columns, whose taps reach into the zero padding, read
+    two small strips: copies of the few input columns they need between zeros, so no sweep tests a column.
     """
     out_channels, channels_per_group, kh, kw = w4.shape
     outs_per_group = out_channels // groups
@@ -68,27 +59,16 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
     # Interior: output columns whose every tap reads inside [0, width).
     lo = min(out_width, max(0, (left + stride[1] - 1) // stride[1]))
     hi = max(lo, min(out_width, (width - 1 + left - (kw - 1) * dilation[1]) // stride[1] + 1))
-    strip_width = max(1, (max(lo, out_width - hi) - 1) * stride[1] + (kw - 1) * dilation[1] + 1)
-    strip = np.zeros((channels_per_group * kh, strip_width), x2.dtype)
-    four_rows = _four_rows_apply(kh, kw, channels_per_group, stride, dilation)
-    edge = np.zeros((kh + 3 if four_rows else 0, strip_width), x2.dtype)
+    strip_width = (max(lo, out_width - hi) - 1) * stride[1] + (kw - 1) * dilation[1] + 1
+    strip = np.zeros((channels_per_group * kh, max(strip_width, 1)), x2.dtype)
     taps = channels_per_group * kh * kw
     rows, strip_rows = np.empty(taps, np.int64), np.empty(taps, np.int64)
     offsets, strip_offsets = np.empty(taps, np.int64), np.empty(taps, np.int64)
     weights = np.empty(taps, y2.dtype)
-    done = first  # rows before this one were computed four at a time
     for flat in range(first, stop):
-        if flat < done:
-            continue
         plane, r = flat // out_height, flat % out_height
         n, o = plane // out_channels, plane % out_channels
         first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        q = r - top  # input row of the first kernel row (when four_rows: stride 1)
-        if four_rows and q >= 0 and q + kh + 3 <= height and r + 4 <= out_height and flat + 4 <= stop:
-            first_row = first_channel * height + q
-            _correlate_four_rows(x2, w4[o], y2[flat : flat + 4], first_row, height, left, dilation[1], edge)
-            done = flat + 4
-            continue
         count = 0
         for ci in range(channels_per_group):
             for i in range(kh):
@@ -112,82 +92,6 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
                     if begin < end:
                         strip[strip_rows[t], begin - start : end - start] = x2[rows[t], begin:end]
                 correlate_taps(out[a:b], strip, strip_rows, strip_offsets, weights, count, stride[1])
-
-
-@numba.njit(cache=True)
-def _four_rows_apply(kh, kw, channels_per_group, stride, dilation):  # type: ignore[no-untyped-def]
-    """Whether rows may run four at a time: stride 1, rows undilated, and a kernel that the register-blocked
-    sweeps of :mod:`~xcorr.algo.rowpass` cover exactly (a one-channel undilated 3x3, or rows in sevens and fives)."""
-    if stride[0] != 1 or stride[1] != 1 or dilation[0] != 1:
-        return False
-    return (kh == 3 and kw == 3 and channels_per_group == 1 and dilation[1] == 1) or _fives(kh) >= 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _correlate_four_rows(x2, w3, out, first, height, left, dilation_x, edge):  # type: ignore[no-untyped-def]
-    """The four output rows ``out`` (4, Wo) from the kernel ``w3`` (C // groups, kh, kw): stride 1, rows undilated,
-    every row read inside the image. The first output row's first kernel row is row ``first`` of ``x2`` (the
-    group's first channel; the next channel is ``height`` rows on); the input has ``left`` columns of zeros.
-
-    The interior columns read ``x2`` in place; each border reads ``edge`` (at least kh + 3 rows), a copy of the
-    input columns it needs between zeros.
-    """
-    channels_per_group, kh, _ = w3.shape
-    width, out_width = x2.shape[1], out.shape[1]
-    reach = (w3.shape[2] - 1) * dilation_x
-    lo = min(out_width, left)
-    hi = max(lo, min(out_width, width + left - reach))
-    rows = kh + 3
-    if lo < hi:
-        for ci in range(channels_per_group):
-            channel = first + ci * height
-            _sweep_four_rows(out, lo, hi - lo, x2[channel : channel + rows], lo - left, w3[ci], dilation_x, ci == 0)
-    for a, b in ((0, lo), (hi, out_width)):
-        if a < b:
-            start = a - left  # input column of edge column 0
-            begin, end = max(0, start), min(width, b + reach - left)
-            for ci in range(channels_per_group):
-                channel = first + ci * height
-                edge[:rows] = 0
-                if begin < end:
-                    edge[:rows, begin - start : end - start] = x2[channel : channel + rows, begin:end]
-                _sweep_four_rows(out, a, b - a, edge[:rows], 0, w3[ci], dilation_x, ci == 0)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sweep_four_rows(out, lo, n, src, start, w2, dilation_x, store):  # type: ignore[no-untyped-def]
-    """``out[u, lo + c] (+)= sum_ij w2[i, j] * src[u + i, start + c + j * dilation_x]`` for ``u < 4``, ``c < n``:
-    one input channel's kernel ``w2`` (kh, kw) over the rows ``src`` (kh + 3, W); ``store`` for the first channel."""
-    kh, kw = w2.shape
-    if kh == 3 and kw == 3:  # one channel, undilated (_four_rows_apply): store is True
-        correlate_3x3_four_rows(out, lo, n, src, start, w2)
-        return
-    if store:
-        out[:, lo : lo + n] = 0
-    fives = _fives(kh)
-    for g in range(0, kh - 5 * fives, 7):
-        window = src[g : g + 10]
-        for j in range(0, kw - 1, 2):
-            v, w = w2[g : g + 7, j], w2[g : g + 7, j + 1]
-            add_columns7_four_rows(out, lo, n, window, start + j * dilation_x, v, dilation_x, w)
-        if kw % 2:
-            add_column7_four_rows(out, lo, n, window, start + (kw - 1) * dilation_x, w2[g : g + 7, kw - 1])
-    for g in range(kh - 5 * fives, kh, 5):
-        window = src[g : g + 8]
-        for j in range(0, kw - 1, 2):
-            v, w = w2[g : g + 5, j], w2[g : g + 5, j + 1]
-            add_columns5_four_rows(out, lo, n, window, start + j * dilation_x, v, dilation_x, w)
-        if kw % 2:
-            add_column5_four_rows(out, lo, n, window, start + (kw - 1) * dilation_x, w2[g : g + 5, kw - 1])
-
-
-@numba.njit(cache=True)
-def _fives(kh):  # type: ignore[no-untyped-def]
-    """How many groups of five kernel rows, the rest in sevens, make up ``kh`` rows (fewest fives); -1 if none do."""
-    for fives in range(7):
-        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
-            return fives
-    return -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -268,16 +172,21 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     if y.numel() == 0:
         return y
     n, c, h, _ = problem.input_shape
-    _, o, ho, wo = problem.output_shape
+    _, o, ho, _ = problem.output_shape
     w4 = w.to(x.dtype).contiguous().numpy()
     top, _, left, _ = problem.padding
     seconds = cost(problem)
-    if problem.stride == (1, 1) and wo < BLOCK_MODE_MAX_WIDTH:
+    mode = _mode(problem)
+    if mode == "blocks":
         pitch = problem.padded_size[1]
         block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
         tasks = n * o * -(-ho // block_rows)
         blocks = (c, h, problem.groups, ho, problem.dilation, top, left, block_rows)
         run_tasks(lambda first, stop: _correlate_blocks(x2, w4, y2, first, stop, *blocks), tasks, seconds)
+    elif mode == "four rows":
+        geometry4 = (c, h, problem.groups, ho, top, left, problem.dilation[1])
+        tasks = n * o * -(-ho // 4)
+        run_tasks(lambda first, stop: fourrows.correlate_blocks(x2, w4, y2, first, stop, *geometry4), tasks, seconds)
     else:
         geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
         run_tasks(lambda first, stop: _correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
@@ -298,12 +207,12 @@ def unsupported(problem: Problem) -> str | None:
     return compiled_kernel_refusal(problem, "direct")
 
 
-def sweeps_four_rows(problem: Problem) -> bool:
-    """Whether :func:`run` computes (nearly all) output rows four at a time: wide stride-1 rows and a kernel the
-    register-blocked sweeps cover (see ``_four_rows_apply``)."""
-    _, channels_per_group, kh, kw = problem.weight_shape
-    wide = problem.output_shape[3] >= BLOCK_MODE_MAX_WIDTH
-    return wide and bool(_four_rows_apply(kh, kw, channels_per_group, problem.stride, problem.dilation))
+def _mode(problem: Problem) -> str:
+    """How :func:`run` walks the output: "blocks" of narrow stride-1 rows, "four rows" at a time where
+    :mod:`~xcorr.algo.fourrows` covers the kernel, else "rows" one by one."""
+    if problem.stride == (1, 1) and problem.output_shape[3] < BLOCK_MODE_MAX_WIDTH:
+        return "blocks"
+    return "four rows" if fourrows.covers(problem) else "rows"
 
 
 def cost(problem: Problem) -> float:
@@ -313,7 +222,7 @@ def cost(problem: Problem) -> float:
     if ho <= 0 or wo <= 0:
         return costs.CALL_OVERHEAD
     per_mac = costs.DIRECT_PER_MAC_F64 if problem.dtype == torch.float64 else costs.DIRECT_PER_MAC_F32
-    if sweeps_four_rows(problem):
+    if _mode(problem) == "four rows":
         per_mac *= costs.DIRECT_FOUR_ROW_MAC_FACTOR
     return costs.CALL_OVERHEAD + costs.DIRECT_PER_ROW * n * o * ho + per_mac * problem.macs
 

@@ -1,0 +1,130 @@
+"""The direct algorithm's fast path: four output rows per sweep.
+
+Consecutive output rows read mostly the same input rows: the register-blocked sweeps of
+:mod:`~xcorr.algo.rowpass` compute four of them at once, loading each input row once for all four. They cover
+stride-1 problems with undilated rows and either a one-channel undilated 3x3 kernel or kernel rows in sevens
+and fives (any width, column dilation and channels per group): :func:`covers`.
+
+A task is a block of four output rows of one (image, output channel) plane. Per input channel, the block reads
+``kh + 3`` input rows: in place where they all lie inside the image, else from a window of copies between zero
+rows (the top and bottom blocks). The interior columns read those rows in place; each border, whose taps reach
+into the zero padding, reads a copy of the few columns it needs between zeros. A last, partial block is computed
+into a scratch block and its rows copied out. Products with the padding are computed as zeros, as in the
+reference. This is its own compiled entry point, not a branch of the row-by-row kernel: numba re-optimises every
+kernel a compiled function calls, so keeping the two apart keeps each first-use compile short.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from xcorr.algo.rowpass import (
+    add_column5_four_rows,
+    add_column7_four_rows,
+    add_columns5_four_rows,
+    add_columns7_four_rows,
+    correlate_3x3_four_rows,
+)
+from xcorr.problem import Problem
+
+
+def covers(problem: Problem) -> bool:
+    """Whether the four-row sweeps compute ``problem`` exactly (see the module docstring).
+
+    Example:
+        >>> covers(Problem((1, 1, 64, 512), (1, 1, 12, 3)))  # seven kernel rows and five
+        True
+    """
+    _, channels_per_group, kh, kw = problem.weight_shape
+    if problem.stride != (1, 1) or problem.dilation[0] != 1:
+        return False
+    if (kh, kw) == (3, 3):
+        return channels_per_group == 1 and problem.dilation[1] == 1
+    return bool(_fives(kh) >= 0)
+
+
+@numba.njit(cache=True)
+def _fives(kh):  # type: ignore[no-untyped-def]
+    """How many groups of five kernel rows, the rest in sevens, make up ``kh`` rows (fewest fives); -1 if none do."""
+    for fives in range(7):
+        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
+            return fives
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, top, left, dilation_x):  # type: ignore[no-untyped-def]
+    """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
+    (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``top``/``left`` zeros pad the input."""
+    out_channels, channels_per_group, kh, kw = w4.shape
+    outs_per_group = out_channels // groups
+    width, out_width = x2.shape[1], y2.shape[1]
+    reach = (kw - 1) * dilation_x
+    # Interior: output columns whose every tap reads inside [0, width).
+    lo = min(out_width, left)
+    hi = max(lo, min(out_width, width + left - reach))
+    rows = kh + 3
+    window = np.zeros((rows, width), x2.dtype)
+    edge = np.zeros((rows, max(lo, out_width - hi) + reach), x2.dtype)
+    scratch = np.empty((4, out_width), y2.dtype)
+    blocks = (out_height + 3) // 4
+    for task in range(first, stop):
+        plane, r = task // blocks, task % blocks * 4
+        n, o = plane // out_channels, plane % out_channels
+        first_channel = n * channels + (o // outs_per_group) * channels_per_group
+        out_row = plane * out_height + r
+        out = y2[out_row : out_row + 4] if r + 4 <= out_height else scratch
+        q = r - top  # input row of the block's first kernel row
+        for ci in range(channels_per_group):
+            channel = (first_channel + ci) * height
+            inside = q >= 0 and q + rows <= height
+            src = x2[channel + q : channel + q + rows] if inside else window
+            for s in range(0 if inside else rows):
+                if 0 <= q + s < height:
+                    window[s] = x2[channel + q + s]
+                else:
+                    window[s] = 0
+            for a, b in ((lo, hi), (0, lo), (hi, out_width)):  # the interior, then the borders
+                if a >= b:
+                    continue
+                rows_read, start = src, a - left
+                if a != lo or b != hi:  # a border: a copy of the input columns it reads, between zeros
+                    begin, end = max(0, start), min(width, b + reach - left)
+                    edge[:] = 0
+                    if begin < end:
+                        edge[:, begin - start : end - start] = src[:, begin:end]
+                    rows_read, start = edge, 0
+                # One call site: numba re-optimises a called kernel once per site.
+                _sweep(out, a, b - a, rows_read, start, w4[o, ci], dilation_x, ci == 0)
+        if r + 4 > out_height:
+            y2[out_row : plane * out_height + out_height] = scratch[: out_height - r]
+
+
+@numba.njit(inline="always")  # compiled as part of correlate_blocks, not on its own (a shorter first compile)
+def _sweep(out, lo, n, src, start, w2, dilation_x, store):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] (+)= sum_ij w2[i, j] * src[u + i, start + c + j * dilation_x]`` for ``u < 4``, ``c < n``:
+    one input channel's kernel ``w2`` (kh, kw) over the rows ``src`` (kh + 3, W); ``store`` for the first channel."""
+    kh, kw = w2.shape
+    if kh == 3 and kw == 3:  # one channel, undilated (covers): store is True
+        correlate_3x3_four_rows(out, lo, n, src, start, w2)
+        return
+    if store:
+        out[:, lo : lo + n] = 0
+    sevens_end, g = kh - 5 * _fives(kh), 0
+    while g < kh:  # groups of seven kernel rows, then of five
+        size = 7 if g < sevens_end else 5
+        rows = src[g : g + size + 3]
+        for j in range(0, kw - 1, 2):
+            v, w, offset = w2[g : g + size, j], w2[g : g + size, j + 1], start + j * dilation_x
+            if size == 7:
+                add_columns7_four_rows(out, lo, n, rows, offset, v, dilation_x, w)
+            else:
+                add_columns5_four_rows(out, lo, n, rows, offset, v, dilation_x, w)
+        if kw % 2:
+            w, offset = w2[g : g + size, kw - 1], start + (kw - 1) * dilation_x
+            if size == 7:
+                add_column7_four_rows(out, lo, n, rows, offset, w)
+            else:
+                add_column5_four_rows(out, lo, n, rows, offset, w)
+        g += size
