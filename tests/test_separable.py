@@ -61,6 +61,54 @@ def test_rank_one_kernels_match_the_full_correlation(
     assert torch.all((y.double() - expected).abs() <= bound + 1e-300)
 
 
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation", "channels", "height"),
+    [
+        ((7, 7), (1, 1), (1, 1), (1, 1, 1), 40),  # seven horizontal taps padded to one sweep of eight
+        ((5, 9), (1, 2), (1, 2), (2, 4, 1), 30),  # nine taps: two sweeps; strided, dilated columns; two channels
+        ((7, 3), (1, 1), (1, 1), (3, 3, 3), 3),  # an image shorter than the kernel: every block reads zero rows
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_four_row_vertical_passes_match_the_full_correlation(
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    channels: tuple[int, int, int],
+    height: int,
+    threads: int,
+) -> None:
+    """Columns of 5 or 7 taps with stride-1 rows: blocks of four rows, the last one partial; several channels."""
+    c, o, groups = channels
+    g = torch.Generator().manual_seed(kernel[0] + threads)
+    x = torch.randn(2, c, height, 301, generator=g)
+    w = torch.randn(o, c // groups, kernel[0], 1, generator=g) * torch.randn(o, c // groups, 1, kernel[1], generator=g)
+    problem = Problem(shape4(x), shape4(w), stride, (3, 4, 2, 5), dilation, groups, weight_rank=weight_rank(w))
+    assert separable._four_rows(problem) and separable.unsupported(problem) is None
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = separable.run(x, w, problem)
+    finally:
+        torch.set_num_threads(previous)
+    expected, magnitude = full_correlation(x, w, problem)
+    bound = 8 * (kernel[0] + kernel[1]) * (c // groups) * torch.finfo(torch.float32).eps * magnitude
+    assert y.shape == expected.shape
+    assert torch.all((y.double() - expected).abs() <= bound + 1e-30)
+
+
+def test_four_row_vertical_passes_put_nan_and_inf_where_a_direct_sum_does() -> None:
+    x = torch.randn(1, 1, 30, 300, dtype=torch.float64)
+    x[0, 0, 12, 40], x[0, 0, 2, 299] = float("inf"), float("nan")
+    w = torch.outer(torch.rand(7, dtype=torch.float64) + 0.1, torch.rand(7, dtype=torch.float64) + 0.1)[None, None]
+    problem = Problem((1, 1, 30, 300), (1, 1, 7, 7), padding=(3, 3, 3, 3), dtype=torch.float64, weight_rank=1)
+    y = separable.run(x, w, problem)
+    expected, _ = full_correlation(x, w, problem)
+    assert torch.equal(y.isnan(), expected.isnan()) and torch.equal(y.isinf(), expected.isinf())
+    finite = expected.isfinite()
+    torch.testing.assert_close(y[finite], expected[finite])
+
+
 def test_gaussian_tails_keep_their_relative_accuracy() -> None:
     """Outputs fed only by the tiny tail of a Gaussian are as accurate as the tail values themselves."""
     g = torch.exp(-((torch.arange(31.0) - 15) ** 2) / 8)

@@ -57,8 +57,7 @@ def _fives(kh):  # type: ignore[no-untyped-def]
 def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, top, left, dilation_x):  # type: ignore[no-untyped-def]
     """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
     (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``top``/``left`` zeros pad the input."""
-    out_channels, channels_per_group, kh, kw = w4.shape
-    outs_per_group = out_channels // groups
+    channels_per_group, kh, kw = w4.shape[1:]
     width, out_width = x2.shape[1], y2.shape[1]
     reach = (kw - 1) * dilation_x
     # Interior: output columns whose every tap reads inside [0, width).
@@ -68,13 +67,9 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
     window = np.zeros((rows, width), x2.dtype)
     edge = np.zeros((rows, max(lo, out_width - hi) + reach), x2.dtype)
     scratch = np.empty((4, out_width), y2.dtype)
-    blocks = (out_height + 3) // 4
     for task in range(first, stop):
-        plane, r = task // blocks, task % blocks * 4
-        n, o = plane // out_channels, plane % out_channels
-        first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        out_row = plane * out_height + r
-        out = y2[out_row : out_row + 4] if r + 4 <= out_height else scratch
+        block = block_of(task, y2, scratch, out_height, w4.shape[0], groups, channels, channels_per_group)
+        r, o, first_channel, out_row, out = block
         q = r - top  # input row of the block's first kernel row
         for ci in range(channels_per_group):
             channel = (first_channel + ci) * height
@@ -98,7 +93,36 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
                 # One call site: numba re-optimises a called kernel once per site.
                 _sweep(out, a, b - a, rows_read, start, w4[o, ci], dilation_x, ci == 0)
         if r + 4 > out_height:
-            y2[out_row : plane * out_height + out_height] = scratch[: out_height - r]
+            y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
+
+
+@numba.njit(cache=True, nogil=True)
+def block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group):  # type: ignore[no-untyped-def]
+    """Block ``task`` of four output rows of ``y2`` (N*O*Ho, Wo): its first row in its plane, its output channel,
+    the first input channel of its group, its first row in ``y2``, and the rows to write: those of ``y2``, or
+    ``scratch`` (4, Wo) for a last, partial block (whose first rows the caller copies out)."""
+    blocks = (out_height + 3) // 4
+    plane, r = task // blocks, task % blocks * 4
+    n, o = plane // out_channels, plane % out_channels
+    first_channel = n * channels + (o // (out_channels // groups)) * channels_per_group
+    out_row = plane * out_height + r
+    out = y2[out_row : out_row + 4] if r + 4 <= out_height else scratch
+    return r, o, first_channel, out_row, out
+
+
+@numba.njit(cache=True, nogil=True)
+def rows_read(x2, channel, q, height, window):  # type: ignore[no-untyped-def]
+    """Input rows ``q .. q + len(window)`` of the channel whose ``height`` rows start at row ``channel`` of ``x2``:
+    a view of ``x2`` when all lie inside the image, else ``window`` filled with them and zero rows."""
+    rows = window.shape[0]
+    if q >= 0 and q + rows <= height:
+        return x2[channel + q : channel + q + rows]
+    for s in range(rows):
+        if 0 <= q + s < height:
+            window[s] = x2[channel + q + s]
+        else:
+            window[s] = 0
+    return window
 
 
 @numba.njit(inline="always")  # compiled as part of correlate_blocks, not on its own (a shorter first compile)

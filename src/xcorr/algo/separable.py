@@ -7,6 +7,9 @@ correlates that buffer with ``row_k`` into the output row, both with the numba r
 :mod:`~xcorr.algo.rowpass` (SIMD over columns, eight taps per sweep). Stride, dilation and zero padding
 are handled without a padded image: rows in the padding are left out of the vertical pass, and the row buffer
 has zero margins as wide as the column padding. Extra memory: one padded row and one output row per thread.
+Columns of 5 or 7 taps over stride-1, undilated rows (Gaussians of those sizes) run in blocks of four output rows
+instead: the four vertical passes are one register-blocked sweep of :mod:`~xcorr.algo.rowpass`, and each
+horizontal pass one eight-tap sweep (its taps padded with zero weights on a row of zeros).
 
 Exactness: the planner only offers this algorithm when :attr:`Problem.weight_rank` (from
 :func:`xcorr.lowrank.weight_rank`) says the factors reproduce the kernel entry by entry without cancellation, so
@@ -16,6 +19,8 @@ kernels qualify at rank 1.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numba
 import numpy as np
 import torch
@@ -23,8 +28,9 @@ from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
+from xcorr.algo.fourrows import block_of, rows_read
 from xcorr.algo.registry import Algorithm, register
-from xcorr.algo.rowpass import correlate_taps
+from xcorr.algo.rowpass import add_column5_four_rows, add_column7_four_rows, correlate_taps
 from xcorr.algo.threads import run_tasks
 from xcorr.lowrank import factors
 from xcorr.problem import Problem
@@ -73,6 +79,51 @@ def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, o
                     out += term
 
 
+@numba.njit(cache=True, nogil=True)
+def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, geometry):  # type: ignore[no-untyped-def]
+    """Tasks ``first:stop`` (blocks of four output rows) of ``y2``, as :func:`_separable_rows` computes them, for
+    stride-1 rows, undilated, and columns ``cols`` of 5 or 7 taps: the four rows' vertical passes run as one
+    register-blocked sweep (:func:`~xcorr.algo.rowpass.add_column7_four_rows`), each input row loaded once."""
+    out_channels, channels_per_group, rank, kh = cols.shape
+    kw = rows.shape[3]
+    stride_x, dilation_x, top, left = geometry
+    width, out_width = x2.shape[1], y2.shape[1]
+    margin = max(0, left)
+    last_read = (out_width - 1) * stride_x + (kw - 1) * dilation_x - left
+    # Four lines with zero margins, and a fifth of zeros: the horizontal taps are padded to a multiple of eight
+    # with zero weights on that row, so that each line takes whole eight-tap sweeps (one pass for 7 taps, not 3).
+    lines = np.zeros((5, margin + width + max(0, last_read - (width - 1))), x2.dtype)
+    window = np.zeros((kh + 3, width), x2.dtype)
+    scratch = np.empty((4, out_width), y2.dtype)
+    term = np.empty(out_width, y2.dtype)
+    taps = -(-kw // 8) * 8
+    line_rows = np.full(taps, 4, np.int64)
+    horizontal_offsets = np.zeros(taps, np.int64)
+    horizontal_offsets[:kw] = np.arange(kw) * dilation_x - left + margin
+    horizontal_weights = np.zeros(taps, y2.dtype)
+    for task in range(first, stop):
+        block = block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group)
+        r, o, first_channel, out_row, out = block
+        for ci in range(channels_per_group):
+            src = rows_read(x2, (first_channel + ci) * height, r - top, height, window)
+            for k in range(rank):
+                lines[:4, margin : margin + width] = 0
+                if kh == 7:
+                    add_column7_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
+                else:
+                    add_column5_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
+                horizontal_weights[:kw] = rows[o, ci, k]
+                for u in range(4):
+                    line_rows[:kw] = u
+                    first_term = ci == 0 and k == 0
+                    target = out[u] if first_term else term
+                    correlate_taps(target, lines, line_rows, horizontal_offsets, horizontal_weights, taps, stride_x)
+                    if not first_term:
+                        out[u] += term
+        if r + 4 > out_height:
+            y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
+
+
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     """``problem.weight_rank`` pairs of 1-D passes per (o, c) slice; zero padding handled in the kernels."""
     y, x2, y2 = row_arrays(x, problem)
@@ -84,11 +135,20 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     _, o, ho, _ = problem.output_shape
     cols, rows = (f.to(x.dtype).numpy() for f in factors(w, problem.weight_rank))
     top, _, left, _ = problem.padding
-    geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
-    run_tasks(
-        lambda first, stop: _separable_rows(x2, cols, rows, y2, first, stop, *geometry), n * o * ho, cost(problem)
-    )
+    if _four_rows(problem):
+        blocks = (c, h, problem.groups, ho, (problem.stride[1], problem.dilation[1], top, left))
+        kernel = partial(_separable_blocks, x2, cols, rows, y2)
+        run_tasks(lambda first, stop: kernel(first, stop, *blocks), n * o * -(-ho // 4), cost(problem))
+    else:
+        geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
+        kernel = partial(_separable_rows, x2, cols, rows, y2)
+        run_tasks(lambda first, stop: kernel(first, stop, *geometry), n * o * ho, cost(problem))
     return y
+
+
+def _four_rows(problem: Problem) -> bool:
+    """Whether the vertical passes run four rows at a time (:func:`_separable_blocks`)."""
+    return problem.stride[0] == 1 and problem.dilation[0] == 1 and problem.weight_shape[2] in (5, 7)
 
 
 def unsupported(problem: Problem) -> str | None:
