@@ -9,7 +9,8 @@ forced (to score the planner: ``time(auto) / time(best forced)``), the copy floo
 2. runs once to warm up, keeping the output and measuring its extra peak memory (:mod:`bench.memory`); a warm-up
    slower than ``Policy.max_estimate_s`` is reported as skipped, one slower than ``Policy.slow_s`` is the single
    sample (first-use costs are noise there: xcorr's kernels were compiled beforehand on a miniature of the case);
-3. otherwise is timed by :func:`bench.timing.repeat`, then runs once more to measure its extra peak memory.
+3. otherwise is timed with the case's other such contenders in interleaved rounds
+   (:func:`bench.timing.repeat_in_rounds`), then runs once more to measure its extra peak memory.
 
 Any exception from a contender is reported as ``failed`` with its message. Afterwards every xcorr output is
 compared with every peer's output: the benchmark is also a correctness check.
@@ -28,8 +29,8 @@ import numpy as np
 
 from bench import memory, plans
 from bench.cases import COPY, Bar, Case, Inputs, make_inputs
-from bench.peers import PEERS, NotInstalledError, PeerFunction, xcorr_runner
-from bench.timing import Policy, Timing, repeat, timed
+from bench.peers import PEERS, NotInstalledError, PeerFunction, Runner, xcorr_runner
+from bench.timing import Policy, Timing, repeat_in_rounds, timed
 
 XCORR = "xcorr"
 # Forced algorithms' cost-model estimates cover the forward product; a backward pass adds two more products.
@@ -149,11 +150,20 @@ def _probe_veto(make: PeerFunction, probe: _Probe, threads: int, policy: Policy,
     return None
 
 
-def _measure(
+@dataclass(frozen=True)
+class _Warm:
+    """A contender warmed up and fast enough to be timed in rounds, with its warm-up's output."""
+
+    runner: Runner
+    output: object
+
+
+def _warm_up(
     make: PeerFunction, case: Case, inputs: Inputs, probe: _Probe | None, threads: int, policy: Policy, subject: bool
-) -> tuple[Outcome, list[np.ndarray] | None] | None:
-    """One contender on one case; ``None`` when it does not apply to the case. The ``subject`` (xcorr with
-    ``algo="auto"``) is never skipped for time: if it is slow, that is the result."""
+) -> tuple[Outcome, list[np.ndarray] | None] | _Warm | None:
+    """One contender's first run on one case: its final outcome (skipped, failed, or a slow run's single sample), or
+    ``_Warm`` when it is to be timed in rounds; ``None`` when it does not apply to the case. The ``subject`` (xcorr
+    with ``algo="auto"``) is never skipped for time: if it is slow, that is the result."""
     try:
         runner = make(case, inputs, threads)
     except NotInstalledError as error:
@@ -168,13 +178,38 @@ def _measure(
         if seconds > policy.max_estimate_s and not subject:
             return Outcome("skipped", f"one run took {seconds:.0f} s"), runner.arrays(output)
         if seconds < policy.slow_s:
-            timing = repeat(runner.call, policy)
-            extra = memory.extra_peak(runner.call)[1]
-        else:
-            timing = Timing.of([seconds])
-        return Outcome("ok", timing=timing, extra_peak_bytes=extra), runner.arrays(output)
+            return _Warm(runner, output)
+        return Outcome("ok", timing=Timing.of([seconds]), extra_peak_bytes=extra), runner.arrays(output)
     except Exception as error:  # a contender that fails is a result to report, not a reason to stop
         return Outcome("failed", f"{type(error).__name__}: {error}"), None
+
+
+def _time_in_rounds(warm: dict[str, _Warm], policy: Policy) -> dict[str, tuple[Outcome, list[np.ndarray] | None]]:
+    """Time the warmed-up contenders together, then measure each one's extra peak memory. A contender that raises
+    during the rounds is reported as failed; the others go on."""
+    failures: dict[str, str] = {}
+
+    def guarded(name: str, call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            if name in failures:
+                return None
+            try:
+                return call()
+            except Exception as error:  # a contender that fails is a result to report, not a reason to stop
+                failures[name] = f"{type(error).__name__}: {error}"
+                return None
+
+        return run
+
+    timings = repeat_in_rounds({name: guarded(name, w.runner.call) for name, w in warm.items()}, policy)
+    results: dict[str, tuple[Outcome, list[np.ndarray] | None]] = {}
+    for name, w in warm.items():
+        if name in failures:
+            results[name] = Outcome("failed", failures[name]), None
+            continue
+        extra = memory.extra_peak(w.runner.call)[1]
+        results[name] = Outcome("ok", timing=timings[name], extra_peak_bytes=extra), w.runner.arrays(w.output)
+    return results
 
 
 def _compile(contenders: list[tuple[str, PeerFunction, float | None]], case: Case, seed: int, threads: int) -> None:
@@ -203,15 +238,23 @@ def run_case(case: Case, policy: Policy, threads: int, seed: int, log: Callable[
         contenders.append((forced_name(algorithm), functools.partial(xcorr_runner, algo=algorithm), cost * factor))
     contenders += [(name, peer, None) for name, peer in PEERS.items()]
     _compile(contenders, case, seed, threads)
-    outputs: dict[str, list[np.ndarray]] = {}
+    measured: dict[str, tuple[Outcome, list[np.ndarray] | None]] = {}
+    warm: dict[str, _Warm] = {}
     for name, make, estimate in contenders:
         if estimate is not None and estimate > policy.max_estimate_s:
-            result.outcomes[name] = Outcome("skipped", f"the cost model estimates {estimate:.0f} s per call")
+            measured[name] = Outcome("skipped", f"the cost model estimates {estimate:.0f} s per call"), None
             continue
-        measured = _measure(make, case, inputs, probe, threads, policy, subject=name == XCORR)
-        if measured is None:
+        first = _warm_up(make, case, inputs, probe, threads, policy, subject=name == XCORR)
+        if isinstance(first, _Warm):
+            warm[name] = first
+        elif first is not None:
+            measured[name] = first
+    measured.update(_time_in_rounds(warm, policy))
+    outputs: dict[str, list[np.ndarray]] = {}
+    for name, _, _ in contenders:
+        if name not in measured:
             continue
-        result.outcomes[name], output = measured
+        result.outcomes[name], output = measured[name]
         if output is not None:
             outputs[name] = output
         outcome = result.outcomes[name]

@@ -58,19 +58,30 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
-def repeat(call: Callable[[], object], policy: Policy) -> Timing:
-    """Time repeated calls of an already warmed-up ``call`` (garbage collector paused, as ``timeit`` does).
+def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> dict[str, Timing]:
+    """Time already warmed-up calls in rounds, one call of each per round (garbage collector paused, as ``timeit``
+    does), until each has made the runs ``policy`` asks for; a call that has them drops out of later rounds.
+
+    Interleaving puts a burst of load on a shared machine on every contender alike, not on whichever was being
+    timed when it came, so their ratios hold better than their absolute times.
 
     Example:
-        >>> repeat(lambda: sum(range(100)), QUICK_POLICY).runs >= QUICK_POLICY.min_runs
+        >>> timings = repeat_in_rounds({"sum": lambda: sum(range(100)), "max": lambda: max(range(100))}, QUICK_POLICY)
+        >>> all(timing.runs >= QUICK_POLICY.min_runs for timing in timings.values())
         True
     """
-    samples: list[float] = []
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+
+    def wanted(name: str) -> bool:
+        taken = samples[name]
+        return len(taken) < policy.max_runs and (len(taken) < policy.min_runs or sum(taken) < policy.target_s)
+
     gc.collect()
     gc.disable()
     try:
-        while len(samples) < policy.max_runs and (len(samples) < policy.min_runs or sum(samples) < policy.target_s):
-            samples.append(timed(call)[1])
+        while active := [name for name in calls if wanted(name)]:
+            for name in active:
+                samples[name].append(timed(calls[name])[1])
     finally:
         gc.enable()
-    return Timing.of(samples)
+    return {name: Timing.of(taken) for name, taken in samples.items()}
