@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
     does), until each has made the runs ``policy`` asks for; a call that has them drops out of later rounds.
 
     Interleaving puts a burst of load on a shared machine on every contender alike, not on whichever was being
-    timed when it came, so their ratios hold better than their absolute times.
+    timed when it came, so their ratios hold better than their absolute times. The order rotates from round to
+    round, so that no call always runs after the same one (whose freed memory or cache state it would inherit).
 
     Example:
         >>> timings = repeat_in_rounds({"sum": lambda: sum(range(100)), "max": lambda: max(range(100))}, QUICK_POLICY)
@@ -79,8 +81,12 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
     gc.collect()
     gc.disable()
     try:
-        while active := [name for name in calls if wanted(name)]:
-            for name in active:
+        for turn in itertools.count():
+            active = [name for name in calls if wanted(name)]
+            if not active:
+                break
+            start = turn % len(active)  # rotate the order: each call follows each other one as often
+            for name in active[start:] + active[:start]:
                 samples[name].append(timed(calls[name])[1])
     finally:
         gc.enable()
