@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-import itertools
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,8 +64,9 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
     does), until each has made the runs ``policy`` asks for; a call that has them drops out of later rounds.
 
     Interleaving puts a burst of load on a shared machine on every contender alike, not on whichever was being
-    timed when it came, so their ratios hold better than their absolute times. The order rotates from round to
-    round, so that no call always runs after the same one (whose freed memory or cache state it would inherit).
+    timed when it came, so their ratios hold better than their absolute times. Each round runs in a new (seeded)
+    random order: in a fixed order each call would always inherit the cache and allocator state the same other
+    call leaves behind (a large peer run just before xcorr cost it 0.3-0.5 ms per call).
 
     Example:
         >>> timings = repeat_in_rounds({"sum": lambda: sum(range(100)), "max": lambda: max(range(100))}, QUICK_POLICY)
@@ -73,6 +74,7 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
         True
     """
     samples: dict[str, list[float]] = {name: [] for name in calls}
+    order = random.Random(0)  # a fresh order each round, the same sequence every run
 
     def wanted(name: str) -> bool:
         taken = samples[name]
@@ -81,12 +83,9 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
     gc.collect()
     gc.disable()
     try:
-        for turn in itertools.count():
-            active = [name for name in calls if wanted(name)]
-            if not active:
-                break
-            start = turn % len(active)  # rotate the order: each call follows each other one as often
-            for name in active[start:] + active[:start]:
+        while active := [name for name in calls if wanted(name)]:
+            order.shuffle(active)
+            for name in active:
                 samples[name].append(timed(calls[name])[1])
     finally:
         gc.enable()
