@@ -72,26 +72,19 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
         r, o, first_channel, out_row, out = block
         q = r - top  # input row of the block's first kernel row
         for ci in range(channels_per_group):
-            channel = (first_channel + ci) * height
-            inside = q >= 0 and q + rows <= height
-            src = x2[channel + q : channel + q + rows] if inside else window
-            for s in range(0 if inside else rows):
-                if 0 <= q + s < height:
-                    window[s] = x2[channel + q + s]
-                else:
-                    window[s] = 0
+            src = rows_read(x2, (first_channel + ci) * height, q, height, window)
             for a, b in ((lo, hi), (0, lo), (hi, out_width)):  # the interior, then the borders
                 if a >= b:
                     continue
-                rows_read, start = src, a - left
+                source, start = src, a - left
                 if a != lo or b != hi:  # a border: a copy of the input columns it reads, between zeros
                     begin, end = max(0, start), min(width, b + reach - left)
                     edge[:] = 0
                     if begin < end:
                         edge[:, begin - start : end - start] = src[:, begin:end]
-                    rows_read, start = edge, 0
+                    source, start = edge, 0
                 # One call site: numba re-optimises a called kernel once per site.
-                _sweep(out, a, b - a, rows_read, start, w4[o, ci], dilation_x, ci == 0)
+                _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, ci == 0)
         if r + 4 > out_height:
             y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
 
