@@ -41,9 +41,9 @@ def cache_path() -> Path:
 
 @functools.lru_cache(maxsize=16)
 def _cache_path(cache_dir: str | None, home: str | None) -> Path:
-    """The path for these environment values (memoised: building it costs more than a small correlation)."""
-    root = cache_dir or Path.home() / ".cache" / "xcorr"
-    return Path(root) / "tuning.json"
+    """The path for these values of ``$XCORR_CACHE_DIR`` and ``$HOME`` (memoised: every planned call looks it up)."""
+    root = Path(cache_dir) if cache_dir else (Path(home) if home else Path.home()) / ".cache" / "xcorr"
+    return root / "tuning.json"
 
 
 def _key(problem: Problem) -> str:

@@ -113,9 +113,9 @@ def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups,
                 else:
                     add_column5_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
                 horizontal_weights[:kw] = rows[o, ci, k]
+                first_term = ci == 0 and k == 0
                 for u in range(4):
                     line_rows[:kw] = u
-                    first_term = ci == 0 and k == 0
                     target = out[u] if first_term else term
                     correlate_taps(target, lines, line_rows, horizontal_offsets, horizontal_weights, taps, stride_x)
                     if not first_term:

@@ -17,8 +17,8 @@ from xcorr.algo import bands
 from xcorr.algo.registry import Algorithm, register
 from xcorr.problem import Problem
 
-# Fewer channels per group than this: torch's CPU conv2d unfolds the input, its temporaries about 17 times its
-# output; such problems run in bands of output rows.
+# Fewer (input x output) channel pairs per group than this: torch's CPU conv2d unfolds the input, its temporaries
+# about 17 times its output; such problems run in bands of output rows.
 THIN_CHANNELS = 16
 
 
@@ -30,7 +30,7 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 
 
 def _thin(problem: Problem) -> bool:
-    """Fewer than :data:`THIN_CHANNELS` multiply-adds per output pixel and tap: no channels to vectorise over."""
+    """Fewer than :data:`THIN_CHANNELS` (input x output) channel pairs per group: no channels to vectorise over."""
     return problem.weight_shape[1] * problem.weight_shape[0] // problem.groups < THIN_CHANNELS
 
 
