@@ -32,6 +32,28 @@ def test_fit_recovers_kernel_and_bias_from_float_files(tmp_path, capsys):
     np.testing.assert_allclose(np.loadtxt(tmp_path / "k.txt"), kernel, atol=1e-8)
 
 
+def test_fit_finds_the_anchor_of_an_even_kernel_applied_by_scipy_ndimage(tmp_path, capsys):
+    import scipy.ndimage
+
+    rng = np.random.default_rng(8)
+    kernel, before = rng.standard_normal((4, 4)), rng.random((40, 44))
+    np.save(tmp_path / "before.npy", before)
+    np.save(tmp_path / "after.npy", scipy.ndimage.correlate(before, kernel, mode="reflect"))
+    run = run_cli(capsys, "fit", tmp_path / "before.npy", tmp_path / "after.npy", "--size", "4", "--json")
+    assert run.code == 0, run.err
+    result = json.loads(run.out)
+    np.testing.assert_allclose(result["kernel"], kernel, atol=1e-8)
+    assert result["anchor"] == [2, 2] and result["rms_residual"] < 1e-10
+    table = run_cli(capsys, "fit", tmp_path / "before.npy", tmp_path / "after.npy", "--size", "4")
+    assert "same alignment, anchor 2,2" in table.out
+    forced = run_cli(
+        capsys, "fit", tmp_path / "before.npy", tmp_path / "after.npy", "--size", "4", "--anchor", "1,1", "--json"
+    )
+    assert json.loads(forced.out)["anchor"] == [1, 1] and json.loads(forced.out)["rms_residual"] > 1e-3
+    bad = run_cli(capsys, "fit", tmp_path / "before.npy", tmp_path / "after.npy", "--size", "4", "--anchor", "4,0")
+    assert bad.code == 2 and "outside the 4x4 kernel" in bad.err
+
+
 def test_fit_same_size_8bit_pair_with_table_and_plot(tmp_path, capsys):
     rng = np.random.default_rng(8)
     blur = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.ndimage
 import scipy.signal
 import torch
 from hypothesis import given
@@ -99,3 +100,41 @@ def test_megapixel_images_fit_through_correlations() -> None:
     kernel = rng.standard_normal((5, 5)).astype(np.float32)
     y = xcorr.filter2d(x, kernel, mode="valid")
     np.testing.assert_allclose(xcorr.fit_kernel(x, y, 5).kernel, kernel, atol=1e-4)
+
+
+@given(h=st.integers(1, 6), w=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_same_size_outputs_of_scipy_ndimage_and_signal_come_back_exactly(h: int, w: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, kernel = rng.standard_normal((26, 29)), rng.standard_normal((h, w))
+    by_ndimage = scipy.ndimage.correlate(x, kernel, mode="reflect")  # anchored at (h // 2, w // 2)
+    by_signal = scipy.signal.correlate2d(x, kernel, mode="same")  # anchored at ((h - 1) // 2, (w - 1) // 2)
+    for y, anchor in ((by_ndimage, (h // 2, w // 2)), (by_signal, ((h - 1) // 2, (w - 1) // 2))):
+        result = xcorr.fit_kernel(x, y, (h, w))
+        np.testing.assert_allclose(result.kernel, kernel, atol=1e-8)
+        assert result.anchor == anchor
+        named = xcorr.fit_kernel(x, y, (h, w), anchor="center" if y is by_ndimage else "scipy")
+        np.testing.assert_allclose(named.kernel, kernel, atol=1e-8)
+
+
+def test_an_explicit_anchor_and_bad_anchors() -> None:
+    rng = np.random.default_rng(5)
+    x, kernel = rng.standard_normal((20, 22)), rng.standard_normal((4, 4))
+    padded = np.pad(x, ((3, 0), (0, 3)))  # output pixel (i, j) sees taps anchored at (3, 0)
+    y = scipy.signal.correlate2d(padded, kernel, "valid")
+    result = xcorr.fit_kernel(x, y, 4, anchor=(3, 0))
+    np.testing.assert_allclose(result.kernel, kernel, atol=1e-8)
+    assert result.anchor == (3, 0)
+    assert xcorr.fit_kernel(x, scipy.signal.correlate2d(x, kernel, "valid"), 4).anchor is None
+    with pytest.raises(ValueError, match="anchor"):
+        xcorr.fit_kernel(x, y, 4, anchor=(4, 0))
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        xcorr.fit_kernel(x, y, 4, anchor="middle")
+
+
+def test_gd_with_a_same_size_output_descends_on_the_best_anchor() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 30))
+    y = scipy.ndimage.correlate(x, np.array([[-1.0, 1.0]]), mode="nearest")
+    result = xcorr.fit_kernel(x, y, (1, 2), method="gd", lr=5e-4, steps=300)
+    assert result.anchor == (0, 1)
+    np.testing.assert_allclose(result.kernel, [[-1.0, 1.0]], atol=1e-3)

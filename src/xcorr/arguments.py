@@ -65,7 +65,8 @@ def _float_dtype(dtype: torch.dtype, name: str) -> torch.dtype:
 def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
     """``value`` as a torch tensor without copying where possible, and whether it came from NumPy/lists.
 
-    Integer and bool data become float32; float16, bfloat16, float32 and float64 keep their dtype.
+    Integer and bool data become float32; float16, bfloat16, float32 and float64 keep their dtype. Arrays in the
+    other byte order (``'>f4'`` from FITS files on a little-endian machine) are converted to the native one.
     """
     if isinstance(value, Tensor):
         return value.to(_float_dtype(value.dtype, name)), False
@@ -74,6 +75,8 @@ def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
         raise TypeError(f"{name} must hold numbers, got a NumPy array of dtype {array.dtype}")
     if array.dtype.kind == "f" and array.dtype.itemsize == 16:
         raise TypeError(f"{name} is {array.dtype}, which torch cannot hold; use float64")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     if not array.flags.c_contiguous or array.strides != np.ascontiguousarray(array).strides:
         array = np.ascontiguousarray(array)
     with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs

@@ -6,12 +6,18 @@ to megapixel images: for a kernel of T = h * w taps, with ``X_t`` the window of 
 - ``(A^T y)_t = sum(X_t * y)``, i.e. ``corr2d(x, y)``;
 - ``(A^T A)_{t, s} = sum(X_t * X_s)``, i.e. ``x`` correlated with each of its own T windows (one batched call);
 - with a bias, one more unknown whose column is all ones: ``corr2d(x, ones)`` and the pixel count.
+
+An output ``y`` of the input's own size (a filter applied in "same" mode) is fitted on the pixels whose window lies
+inside ``x``; which kernel tap sits on the output pixel (the *anchor*) is a convention that differs between
+libraries for even kernel sizes. Every candidate anchor shares one ``A^T A``: only ``A^T y`` is recomputed, so
+finding the anchor costs one extra correlation per candidate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import product
 
 import torch
 from torch import Tensor
@@ -22,6 +28,7 @@ from xcorr.autograd import correlate
 from xcorr.nn import LazyConv2d
 
 METHODS = ("lstsq", "gd")
+ANCHORS = ("auto", "scipy", "center")
 
 # Bytes of window stack the closed form builds at once; more taps are processed in several calls.
 WINDOW_BYTES_PER_CALL = 64 * 2**20
@@ -37,36 +44,74 @@ class FitResult:
         loss: sum of squared residuals ``sum((corr2d(x, kernel) + bias - y) ** 2)`` over all pairs (the
             notebook's loss).
         history: the loss before each update, for ``method="gd"`` (empty for ``"lstsq"``).
+        anchor: for a ``y`` of ``x``'s size, the (row, column) of the kernel tap that sits on each output pixel;
+            ``None`` for a "valid"-size ``y``.
     """
 
     kernel: Result
     bias: float
     loss: float
     history: list[float] = field(default_factory=list)
+    anchor: tuple[int, int] | None = None
 
 
-def _pairs(x: ArrayLike, y: ArrayLike, kernel_size: tuple[int, int]) -> tuple[Tensor, Tensor, bool]:
-    """x (B, 1, H, W) and y (B, 1, Ho, Wo), float, checked against each other and the kernel size."""
+def candidate_anchors(anchor: object, kernel_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """The anchors to try for a "same"-size output: ``(row, col)``, a convention's name, or every convention.
+
+    ``"scipy"`` is ``((h - 1) // 2, (w - 1) // 2)``, the anchor of ``scipy.signal.correlate2d(mode="same")`` and
+    :func:`xcorr.filter2d`; ``"center"`` is ``(h // 2, w // 2)``, that of ``scipy.ndimage.correlate`` and
+    ``cv2.filter2D`` (default anchor); ``"auto"`` tries both along each axis (they differ for even sizes only).
+
+    Example:
+        >>> candidate_anchors("auto", (4, 3))
+        [(1, 1), (2, 1)]
+    """
+    h, w = kernel_size
+    if anchor == "scipy":
+        return [((h - 1) // 2, (w - 1) // 2)]
+    if anchor == "center":
+        return [(h // 2, w // 2)]
+    if anchor == "auto":
+        return list(product(dict.fromkeys(((h - 1) // 2, h // 2)), dict.fromkeys(((w - 1) // 2, w // 2))))
+    if isinstance(anchor, str):
+        raise ValueError(f"anchor must be one of {', '.join(map(repr, ANCHORS))} or (row, col), got {anchor!r}")
+    row, col = arguments.pair(anchor, "anchor", minimum=0)
+    if row >= h or col >= w:
+        raise ValueError(f"anchor {(row, col)} is outside the {h}x{w} kernel; use 0 <= row < {h}, 0 <= col < {w}")
+    return [(row, col)]
+
+
+def _pairs(
+    x: ArrayLike, y: ArrayLike, kernel_size: tuple[int, int], anchor: object
+) -> tuple[Tensor, list[Tensor], list[tuple[int, int]] | None, bool]:
+    """x (B, 1, H, W), the valid-size targets (B, 1, Ho, Wo) for each candidate anchor, those anchors, NumPy out."""
     xs, ys, to_numpy = arguments.to_common_tensors(x, y, ("x", "y"))
     arguments.check_ndim(xs, "x", range(2, 64), "(H, W) or a stack (..., H, W) of inputs")
-    h, w = arguments.pair(kernel_size, "kernel_size", minimum=1)
-    expected = (*xs.shape[:-2], xs.shape[-2] - h + 1, xs.shape[-1] - w + 1)
-    if tuple(ys.shape) != expected:
+    h, w = kernel_size
+    ho, wo = xs.shape[-2] - h + 1, xs.shape[-1] - w + 1
+    valid = (*xs.shape[:-2], ho, wo)
+    anchors = candidate_anchors(anchor, kernel_size)  # checks ``anchor`` whatever y's size
+    if tuple(ys.shape) not in (valid, tuple(xs.shape)):
         raise ValueError(
             f"y has shape {tuple(ys.shape)}, but a {h}x{w} kernel on x of shape {tuple(xs.shape)} gives "
-            f"{expected} in 'valid' mode; check kernel_size, or crop y to the valid region"
+            f"{valid} in 'valid' mode, or x's own shape in 'same' mode; check kernel_size, or crop y"
         )
     arguments.check_not_empty(xs.shape[-2:], "x")
     arguments.fits_or_raise((xs.shape[-2], xs.shape[-1]), (h, w), "use a smaller kernel_size")
-    return xs.reshape(-1, 1, *xs.shape[-2:]), ys.reshape(-1, 1, *ys.shape[-2:]), to_numpy
+    xs = xs.reshape(-1, 1, *xs.shape[-2:])
+    ys = ys.reshape(-1, 1, *ys.shape[-2:])
+    if tuple(ys.shape[-2:]) == (ho, wo) and (ho, wo) != tuple(xs.shape[-2:]):
+        return xs, [ys], None, to_numpy
+    return xs, [ys[..., r : r + ho, c : c + wo] for r, c in anchors], anchors, to_numpy
 
 
-def _normal_equations(x: Tensor, y: Tensor, kernel_size: tuple[int, int], bias: bool) -> tuple[Tensor, Tensor]:
-    """``A^T A`` (T', T') and ``A^T y`` (T',) in float64, T' = taps (+1 with a bias)."""
+def _normal_equations(
+    x: Tensor, ys: list[Tensor], kernel_size: tuple[int, int], bias: bool
+) -> tuple[Tensor, list[Tensor]]:
+    """``A^T A`` (T', T') and ``A^T y`` (T',) for each target, in float64, T' = taps (+1 with a bias)."""
     h, w = kernel_size
-    ho, wo = y.shape[-2:]
+    ho, wo = ys[0].shape[-2:]
     channels = x.reshape(1, -1, *x.shape[-2:]).to(torch.float64)  # pairs as channels: the correlation sums them
-    targets = y.reshape(1, -1, ho, wo).to(channels)
     taps = [(p, q) for p in range(h) for q in range(w)]
     per_call = max(1, WINDOW_BYTES_PER_CALL // (channels.shape[1] * ho * wo * 8))
     rows = []
@@ -74,23 +119,37 @@ def _normal_equations(x: Tensor, y: Tensor, kernel_size: tuple[int, int], bias: 
         windows = torch.stack([channels[0, :, p : p + ho, q : q + wo] for p, q in taps[start : start + per_call]])
         rows.append(correlate(channels, windows).reshape(len(windows), h * w))
     gram = torch.cat(rows)
-    rhs = correlate(channels, targets).reshape(h * w)
+    targets = [y.reshape(1, -1, ho, wo).to(channels) for y in ys]
+    rhs = [correlate(channels, t).reshape(h * w) for t in targets]
     if bias:
-        sums = correlate(channels, torch.ones_like(targets)).reshape(h * w, 1)
-        count = torch.tensor([[float(targets.numel())]], dtype=torch.float64, device=channels.device)
+        sums = correlate(channels, torch.ones_like(targets[0])).reshape(h * w, 1)
+        count = torch.tensor([[float(targets[0].numel())]], dtype=torch.float64, device=channels.device)
         gram = torch.cat([torch.cat([gram, sums], 1), torch.cat([sums.T, count], 1)])
-        rhs = torch.cat([rhs, targets.sum().reshape(1)])
+        rhs = [torch.cat([r, t.sum().reshape(1)]) for r, t in zip(rhs, targets, strict=True)]
     return gram, rhs
 
 
-def _lstsq(x: Tensor, y: Tensor, kernel_size: tuple[int, int], bias: bool, ridge: float) -> tuple[Tensor, float]:
-    gram, rhs = _normal_equations(x, y, kernel_size, bias)
-    regulariser = torch.eye(len(rhs), dtype=gram.dtype, device=gram.device) * ridge
+def _lstsq(
+    x: Tensor, ys: list[Tensor], kernel_size: tuple[int, int], bias: bool, ridge: float
+) -> list[tuple[Tensor, float]]:
+    """The least-squares kernel and bias for each target in ``ys`` (one shared ``A^T A``)."""
+    gram, rhs = _normal_equations(x, ys, kernel_size, bias)
+    regulariser = torch.eye(len(rhs[0]), dtype=gram.dtype, device=gram.device) * ridge
     if bias:
         regulariser[-1, -1] = 0.0  # the bias is not shrunk
-    solution = torch.linalg.lstsq((gram + regulariser).cpu(), rhs.cpu()[:, None], driver="gelsd").solution[:, 0]
+    right = torch.stack(rhs, 1).cpu()
+    solutions = torch.linalg.lstsq((gram + regulariser).cpu(), right, driver="gelsd").solution
     taps = kernel_size[0] * kernel_size[1]
-    return solution[:taps].reshape(kernel_size).to(x), float(solution[taps]) if bias else 0.0
+    return [
+        (solution[:taps].reshape(kernel_size).to(x), float(solution[taps]) if bias else 0.0) for solution in solutions.T
+    ]
+
+
+def _loss(x: Tensor, y: Tensor, kernel: Tensor, bias: float) -> float:
+    """``sum((corr2d(x, kernel) + bias - y) ** 2)`` over every pair, in float64."""
+    with torch.no_grad():
+        residual = correlate(x, kernel[None, None]) + bias - y
+        return float((residual.double() ** 2).sum())
 
 
 def _descend(
@@ -126,6 +185,7 @@ def fit_kernel(
     kernel_size: int | tuple[int, int],
     *,
     bias: bool = False,
+    anchor: str | tuple[int, int] = "auto",
     method: str = "lstsq",
     ridge: float = 0.0,
     lr: float = 3e-2,
@@ -136,19 +196,26 @@ def fit_kernel(
 
     Args:
         x: input (H, W), or a stack (..., H, W) of inputs sharing one kernel.
-        y: output (H - h + 1, W - w + 1), or the matching stack.
+        y: output (H - h + 1, W - w + 1) ("valid"), or (H, W) ("same": only the pixels whose window lies inside
+            ``x`` are fitted), or the matching stack.
         kernel_size: h, or (h, w).
         bias: also fit a scalar offset.
+        anchor: for a "same"-size ``y``, which kernel tap sits on each output pixel: ``(row, col)``,
+            ``"scipy"`` (``scipy.signal.correlate2d``, :func:`xcorr.filter2d`: ``((h-1)//2, (w-1)//2)``),
+            ``"center"`` (``scipy.ndimage``, OpenCV: ``(h//2, w//2)``), or ``"auto"``: the one of those that fits
+            best (reported as ``FitResult.anchor``; they differ for even sizes only). Ignored for a "valid" ``y``.
         method: ``"lstsq"``: the least-squares solution, in closed form (float64 normal equations built from
             correlations, solved with an SVD-based solver, so a rank-deficient input gets the minimum-norm
             kernel). ``"gd"``: the notebook's gradient descent (``steps`` updates of size ``lr`` on the summed
-            squared error, from ``torch.nn.LazyConv2d``'s random initialisation; seed torch to repeat it).
+            squared error, from ``torch.nn.LazyConv2d``'s random initialisation; seed torch to repeat it; with
+            ``anchor="auto"`` the anchor is the one whose least-squares fit is best).
         ridge: ``"lstsq"`` only: adds ``ridge * ||kernel||^2`` to the loss (the bias is not penalised).
         lr, steps: ``"gd"`` only.
         callback: ``"gd"`` only: called as ``callback(step, loss)`` after each update (progress bars).
 
     Returns:
-        :class:`FitResult` with ``kernel`` (h, w) in the inputs' float dtype, ``bias``, ``loss`` and ``history``.
+        :class:`FitResult` with ``kernel`` (h, w) in the inputs' float dtype, ``bias``, ``loss``, ``history``
+        and ``anchor``.
 
     Example:
         >>> import numpy as np, xcorr
@@ -156,21 +223,30 @@ def fit_kernel(
         >>> y = xcorr.corr2d(x, np.array([[-1.0, 1.0]]))
         >>> np.round(fit_kernel(x, y, (1, 2)).kernel, 6)
         array([[-1.,  1.]])
+        >>> import scipy.ndimage  # "same" size, the kernel anchored at its centre tap (0, 1)
+        >>> fit_kernel(x, scipy.ndimage.correlate(x, np.array([[-1.0, 1.0]])), (1, 2)).anchor
+        (0, 1)
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     size = arguments.pair(kernel_size, "kernel_size", minimum=1)
-    xs, ys, to_numpy = _pairs(x, y, size)
+    if method == "lstsq" and not ridge >= 0:
+        raise ValueError(f"ridge must be a non-negative number, got {ridge!r}")
+    if method == "gd" and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    xs, targets, anchors, to_numpy = _pairs(x, y, size, anchor)
     history: list[float] = []
-    if method == "lstsq":
-        if not ridge >= 0:
-            raise ValueError(f"ridge must be a non-negative number, got {ridge!r}")
-        kernel, b = _lstsq(xs, ys, size, bias, ridge)
+    if method == "lstsq" or len(targets) > 1:
+        fits = _lstsq(xs, targets, size, bias, ridge if method == "lstsq" else 0.0)
+        losses = [_loss(xs, t, k, b) for t, (k, b) in zip(targets, fits, strict=True)]
+        best = min(range(len(fits)), key=losses.__getitem__)
     else:
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        kernel, b, history = _descend(xs, ys, size, bias, lr, steps, callback)
-    with torch.no_grad():
-        residual = correlate(xs, kernel[None, None]) + b - ys
-        loss = float((residual.double() ** 2).sum())
-    return FitResult(kernel.cpu().numpy() if to_numpy else kernel, b, loss, history)
+        best = 0
+    target = targets[best]
+    if method == "lstsq":
+        (kernel, b), loss = fits[best], losses[best]
+    else:
+        kernel, b, history = _descend(xs, target, size, bias, lr, steps, callback)
+        loss = _loss(xs, target, kernel, b)
+    chosen = anchors[best] if anchors is not None else None
+    return FitResult(kernel.cpu().numpy() if to_numpy else kernel, b, loss, history, chosen)

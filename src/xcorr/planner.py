@@ -137,7 +137,7 @@ def _choose(problem: Problem, algo: str, preference: _Preference, tuning_generat
     if preference.algorithm is not None and preference.algorithm not in vetoed:
         return Choice(preference.algorithm, f"preferred by xcorr.use({preference.algorithm!r})", estimates)
     measured = tuning.lookup(problem)
-    if measured is not None and measured not in vetoed:
+    if measured in dict(estimates):  # a known algorithm that may run here (a stale entry may name neither)
         return Choice(measured, "measured fastest by xcorr.tune", estimates)
     return Choice(estimates[0][0], "cheapest by the cost model", estimates)
 

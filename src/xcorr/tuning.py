@@ -3,7 +3,12 @@
 The cache is one JSON file, ``$XCORR_CACHE_DIR/tuning.json`` (default ``~/.cache/xcorr/tuning.json``), keyed
 by the problem (shapes, geometry, dtype, device), torch's thread count and the xcorr and torch versions, so
 a winner measured under other conditions is never reused. A missing, corrupt or foreign file is treated as
-empty and rewritten at the next measurement; it is never fatal.
+empty and rewritten at the next measurement; it is never fatal, and neither is a cache that cannot be written
+(read-only, full, a directory where the file should be): the winner is then kept in this process only, with a
+warning.
+
+Many processes may tune at once: each write reads the file, merges its own entries and renames a new file over
+it while holding an exclusive lock (``tuning.json.lock``, ``fcntl.flock``), so no process's winners are lost.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -80,14 +87,62 @@ def lookup(problem: Problem) -> str | None:
     return _entries().get(_key(problem))
 
 
-def record(problem: Problem, algorithm: str) -> None:
-    """Remember ``algorithm`` as the winner for ``problem``; written atomically (temp file, then rename)."""
-    entries = {**_read(cache_path()), **_entries(), _key(problem): algorithm}
-    path = cache_path()
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a ``.lock`` file beside it) for the block, across processes.
+
+    The lock file is never removed (removing it would let two processes lock different files). Where ``fcntl``
+    does not exist (Windows) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the platforms xcorr is tested on
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_merged(path: Path, new: dict[str, str]) -> dict[str, str]:
+    """Merge ``new`` into the entries on disk under the lock, write them atomically, return the merged entries.
+
+    Raises:
+        OSError: the directory or file cannot be written (the caller decides whether that is fatal).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump({"format": _FORMAT, "entries": entries}, handle, indent=1, sort_keys=True)
-    os.replace(handle.name, path)
+    with _locked(path):
+        entries = {**_read(path), **new}
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+            json.dump({"format": _FORMAT, "entries": entries}, handle, indent=1, sort_keys=True)
+        try:
+            os.replace(handle.name, path)
+        except OSError:
+            os.unlink(handle.name)
+            raise
+    return entries
+
+
+def record(problem: Problem, algorithm: str) -> None:
+    """Remember ``algorithm`` as the winner for ``problem``, on disk when the cache can be written.
+
+    Never raises for the cache's sake: an unwritable cache gives a :class:`RuntimeWarning` and the winner is
+    kept for this process.
+    """
+    path = cache_path()
+    entries = {**_entries(), _key(problem): algorithm}
+    try:
+        entries = _write_merged(path, {_key(problem): algorithm})
+    except OSError as exc:
+        warnings.warn(
+            f"xcorr could not save its tuning cache {path} ({exc.strerror or exc}); the measured winner is used in "
+            "this process only. Set XCORR_CACHE_DIR to a writable directory to keep it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     _Loaded.path, _Loaded.entries = path, entries
     _Loaded.generation += 1
 

@@ -1,24 +1,31 @@
 """The ``xcorr`` command: a typer app whose subcommands live in one module each, and ``main``, the entry point.
 
-``main`` owns the exit codes (0 ok, 1 some inputs failed, 2 usage error) and turns every expected failure into
-one ``xcorr: error: ...`` line on stderr, without a traceback.
+``main`` owns the exit codes (0 ok, 1 some inputs failed, 2 usage error, 130 interrupted) and turns every failure
+into one ``xcorr: error: ...`` line on stderr, without a traceback: the expected ones with their own message, a
+filesystem failure with the path and the system's reason, anything else as an internal error (set ``XCORR_DEBUG=1``
+to see its traceback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 import xcorr
 from xcorr.cli import bench_command, console, demo_command, filter_command, fit_command, plan_command
-from xcorr.cli.errors import EXIT_USAGE, CliError
+from xcorr.cli.errors import EXIT_INPUT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 app = typer.Typer(
     name="xcorr",
     help="2-D cross-correlation for image files: filter, fit a kernel, explain the plan, benchmark.\n\n"
-    "Exit codes: 0 ok, 1 some inputs failed (the others were processed), 2 usage error (nothing was run).",
+    "Exit codes: 0 ok, 1 some inputs failed (the others were processed), 2 usage error (nothing was run), "
+    "130 interrupted.",
     invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -52,6 +59,36 @@ def _root(
         console.stdout.print(ctx.get_help(), markup=False)
 
 
+class Interrupted(Exception):  # noqa: N818 - it is what happened, not a programming error
+    """Ctrl-C (SIGINT) while a command runs: raised by :func:`_interrupts`, so no command's handler can take it."""
+
+
+@contextmanager
+def _interrupts() -> Iterator[None]:
+    """Turn SIGINT into :class:`Interrupted` for the block (typer would turn KeyboardInterrupt into a silent 130).
+
+    A signal that lands in a C callback (numba compiling) is swallowed there; it is raised again when the block
+    ends, so Ctrl-C always ends in :class:`Interrupted`. Only the main thread can set signal handlers; elsewhere
+    (a test runner's thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def interrupted(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise Interrupted
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xcorr`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
 
@@ -62,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="xcorr", standalone_mode=False)
+        with _interrupts():
+            result = command.main(args=argv, prog_name="xcorr", standalone_mode=False)
     except CliError as exc:
         console.error(str(exc))
         return exc.exit_code
@@ -71,7 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         console.error(exc.format_message() + (hint if exc.exit_code == EXIT_USAGE else ""))
         return exc.exit_code
-    except typer.Abort:
+    except (Interrupted, typer.Abort, KeyboardInterrupt):
         console.error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # a filesystem failure no command anticipated: the path and the system's reason
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.error(f"{where}{exc.strerror or exc}")
+        return EXIT_INPUT_FAILED
+    except Exception as exc:
+        if os.environ.get("XCORR_DEBUG"):
+            raise
+        console.error(f"internal error: {type(exc).__name__}: {exc} (set XCORR_DEBUG=1 for a traceback)")
+        return EXIT_INPUT_FAILED
     return result if isinstance(result, int) else 0

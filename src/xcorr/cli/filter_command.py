@@ -16,9 +16,18 @@ from xcorr.cli import console
 from xcorr.cli.depth import convert_samples
 from xcorr.cli.errors import CliError, InputError, UsageError
 from xcorr.cli.grid import Boundary, follow_output_grid
-from xcorr.cli.images import DEFAULT_MAX_PIXELS, FORMAT_BY_SUFFIX, Picture, format_of, read_picture, write_picture
+from xcorr.cli.images import (
+    DEFAULT_MAX_PIXELS,
+    FORMAT_BY_SUFFIX,
+    Picture,
+    check_storable,
+    format_of,
+    read_picture,
+    write_picture,
+)
 from xcorr.cli.kernel_spec import KERNEL_HELP, parse_kernel
 from xcorr.cli.safe_write import atomic_output, check_target
+from xcorr.outputs import ZARR_SUFFIX
 
 Mode = Literal["same", "valid", "full"]
 OutputDtype = Literal["uint8", "uint16", "float32", "float64"]
@@ -108,7 +117,8 @@ def filter_picture(picture: Picture, settings: FilterSettings) -> tuple[Picture,
     if picture.alpha is not None:
         moved = follow_output_grid(picture.alpha, settings.kernel.shape, settings.mode, settings.boundary)
         alpha = convert_samples(moved.astype(np.float64), source_dtype, target_dtype, normalize=False).samples
-    return Picture(converted.samples, alpha, picture.samples_axis, picture.format), converted.clipped
+    filtered = Picture(converted.samples, alpha, picture.samples_axis, picture.format, picture.info)
+    return filtered, converted.clipped
 
 
 def _filter_image_file(source: Path, target: Path, settings: FilterSettings, progress: Progress) -> FileReport:
@@ -117,6 +127,7 @@ def _filter_image_file(source: Path, target: Path, settings: FilterSettings, pro
         filtered, clipped = filter_picture(picture, settings)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
+    check_storable(filtered, target, format_of(target))
     with atomic_output(target) as staged:
         write_picture(filtered, staged, format_of(target))
     detail = f"{picture.description} -> {filtered.description}"
@@ -159,7 +170,6 @@ def _filter_to_zarr_store(source: Path, target: Path, settings: FilterSettings, 
 
 FileFilter = Callable[[Path, Path, FilterSettings, Progress], FileReport]
 
-ZARR_SUFFIX = ".zarr"
 OUT_OF_CORE_INPUTS = (ZARR_SUFFIX, ".tif", ".tiff")
 
 

@@ -18,6 +18,7 @@ from xcorr.cli.errors import InputError, UsageError
 from xcorr.cli.images import DEFAULT_MAX_PIXELS, Picture, read_picture
 from xcorr.cli.kernel_spec import KERNEL_FILE_SUFFIXES
 from xcorr.cli.safe_write import atomic_output, check_target
+from xcorr.fit import ANCHORS, candidate_anchors
 
 EXAMPLES = """\
 Examples:
@@ -29,7 +30,10 @@ Examples:
   xcorr fit x.npy y.npy --size 1x2 --method gd --steps 200
 
 AFTER may have BEFORE's size (a filter applied in 'same' mode: only the pixels whose window lies inside BEFORE \
-are fitted) or the 'valid' size (H-h+1)x(W-w+1). Integer images are scaled to 0..1 (their full scale), so the \
+are fitted) or the 'valid' size (H-h+1)x(W-w+1). For a 'same' AFTER and an even --size, which tap sits on the \
+output pixel differs between tools: --anchor auto (default) tries SciPy's signal.correlate2d / xcorr anchor \
+((h-1)//2, (w-1)//2) and the centre (h//2, w//2) of scipy.ndimage and OpenCV, keeps the better fit and reports \
+it. Integer images are scaled to 0..1 (their full scale), so the \
 kernel is unit-free and the bias is in units of full scale. Colour planes are fitted together (one kernel); \
 alpha is ignored. AFTER must not be clipped: fit on float TIFF/.npy results when the filter has negative parts.
 """
@@ -37,13 +41,42 @@ alpha is ignored. AFTER must not be clipped: fit on float TIFF/.npy results when
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:[x,]\s*(\d+))?\s*$")
 
 
+_ANCHOR = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*$")
+
+
 @dataclass(frozen=True)
 class AlignedPair:
-    """BEFORE (..., H, W) and AFTER cropped to the valid region (..., H-h+1, W-w+1), float64, full scale 1."""
+    """BEFORE (..., H, W) and AFTER, (..., H, W) ('same') or (..., H-h+1, W-w+1) ('valid'), float64, full scale 1."""
 
     before: np.ndarray
     after: np.ndarray
     alignment: str
+
+    def valid_after(self, kernel_size: tuple[int, int], anchor: tuple[int, int] | None) -> np.ndarray:
+        """AFTER cropped to the pixels whose window lies inside BEFORE, for the fitted ``anchor``."""
+        if anchor is None:
+            return self.after
+        (h, w), (height, width) = kernel_size, self.before.shape[-2:]
+        return self.after[..., anchor[0] : anchor[0] + height - h + 1, anchor[1] : anchor[1] + width - w + 1]
+
+
+def parse_anchor(text: str, kernel_size: tuple[int, int]) -> str | tuple[int, int]:
+    """``"auto"``, ``"scipy"``, ``"center"`` or ``"R,C"`` -> what :func:`xcorr.fit_kernel` takes as ``anchor``.
+
+    Raises:
+        UsageError: none of those, or a tap outside the kernel.
+    """
+    if text in ANCHORS:
+        return text
+    match = _ANCHOR.match(text)
+    if not match:
+        raise UsageError(f"--anchor {text!r}: expected auto, scipy, center or ROW,COL (such as 1,1)")
+    anchor = int(match[1]), int(match[2])
+    try:
+        candidate_anchors(anchor, kernel_size)
+    except ValueError as exc:
+        raise UsageError(f"--anchor {text!r}: {exc}") from None
+    return anchor
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -85,8 +118,7 @@ def align_pair(before: Picture, after: Picture, size: tuple[int, int], names: tu
     if y.shape[-2:] == valid:
         return AlignedPair(x, y, "valid")
     if y.shape[-2:] == (height, width):
-        top, left = (h - 1) // 2, (w - 1) // 2
-        return AlignedPair(x, y[..., top : top + valid[0], left : left + valid[1]], "same")
+        return AlignedPair(x, y, "same")
     raise InputError(
         f"AFTER {names[1]} has (H, W) = {y.shape[-2:]}, but with --size {h}x{w} it must be BEFORE's "
         f"{(height, width)} ('same') or {valid} ('valid')"
@@ -125,6 +157,9 @@ def fit_command(
     after: Annotated[Path, typer.Argument(help="The same image after the unknown filter.", show_default=False)],
     size: Annotated[str, typer.Option("--size", help="Kernel size HxW (or N for NxN).", show_default=False)],
     bias: Annotated[bool, typer.Option("--bias", help="Also fit a constant offset.")] = False,
+    anchor: Annotated[
+        str, typer.Option(help="'same'-size AFTER: the kernel tap on the output pixel: auto, scipy, center or R,C.")
+    ] = "auto",
     method: Annotated[
         Literal["lstsq", "gd"], typer.Option(help="Closed-form least squares, or gradient descent.")
     ] = "lstsq",
@@ -142,6 +177,7 @@ def fit_command(
 ) -> None:
     """Recover the kernel (and bias) that turns BEFORE into AFTER; print it with the fit residual."""
     kernel_size = parse_size(size)
+    fit_anchor = parse_anchor(anchor, kernel_size)
     if save is not None and save.suffix.lower() not in KERNEL_FILE_SUFFIXES:
         raise UsageError(f"--save {save}: use a .npy, .txt or .csv file name")
     for target in (t for t in (save, plot) if t is not None):
@@ -167,6 +203,7 @@ def fit_command(
             pair.after,
             kernel_size,
             bias=bias,
+            anchor=fit_anchor,
             method=method,
             ridge=ridge,
             lr=lr if lr is not None else _safe_step(pair.before, taps, bias),
@@ -174,13 +211,17 @@ def fit_command(
             callback=report if method == "gd" else None,
         )
     kernel = np.asarray(result.kernel, dtype=np.float64)
-    residual = pair.after - (xcorr.filter2d(pair.before, kernel, mode="valid") + result.bias)
+    fitted_after = pair.valid_after(kernel_size, result.anchor)
+    residual = fitted_after - (xcorr.filter2d(pair.before, kernel, mode="valid") + result.bias)
     rms = float(np.sqrt(np.mean(residual**2)))
-    scale = float(np.sqrt(np.mean(pair.after**2)))
+    scale = float(np.sqrt(np.mean(fitted_after**2)))
+    alignment = f"{pair.alignment} alignment" + (
+        f", anchor {result.anchor[0]},{result.anchor[1]}" if result.anchor else ""
+    )
     if save is not None:
         _save_kernel(kernel, save)
     if plot is not None:
-        plots.save_fit_figure(plot, kernel, pair.before, pair.after, residual)
+        plots.save_fit_figure(plot, kernel, pair.before, fitted_after, residual)
     if as_json:
         summary = {
             "kernel": kernel.tolist(),
@@ -188,6 +229,7 @@ def fit_command(
             "loss": result.loss,
             "rms_residual": rms,
             "alignment": pair.alignment,
+            "anchor": list(result.anchor) if result.anchor else None,
             "method": method,
         }
         console.emit_json(summary)
@@ -197,7 +239,7 @@ def fit_command(
             console.stdout.print(f"bias: {result.bias:.6g} (full scale = 1)")
         relative = f" = {rms / scale:.3%} of AFTER's RMS" if scale > 0 else ""
         console.stdout.print(
-            f"residual RMS: {rms:.6g}{relative} over {residual.size} samples ({pair.alignment} alignment), "
+            f"residual RMS: {rms:.6g}{relative} over {residual.size} samples ({alignment}), "
             f"loss (sum of squares): {result.loss:.6g}"
         )
     for target in (t for t in (save, plot) if t is not None):

@@ -7,6 +7,10 @@ file written from an unchanged picture holds exactly the samples that were read.
 tifffile (any integer or float dtype, ``YX``, ``YXS``, ``SYX`` and stacks such as ``ZYX``), NumPy ``.npy``
 (an (H, W) or (..., H, W) array, no colour axis).
 
+Nothing is dropped: every page of a TIFF is read (pages written one at a time, as separate series, become one
+stack; pages of different sizes or types are refused, naming them), a stack is refused by the formats that hold one
+image, and orientation, colour profile and resolution travel with the picture (:mod:`xcorr.cli.metadata`).
+
 Every failure to decode is raised as :class:`~xcorr.cli.errors.InputError` with one line naming the file.
 """
 
@@ -17,7 +21,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import imagecodecs
@@ -26,6 +30,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from xcorr.cli.errors import InputError
+from xcorr.cli.metadata import PNG_SIGNATURE, ImageInfo, png_info, split_orientation, upright, with_png_info
 
 FORMAT_BY_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy"}
 """File name suffix (lower case) -> format family."""
@@ -45,7 +50,6 @@ JPEG_QUALITY = 95
 """JPEG is lossy: written at this quality with 4:4:4 chroma (no subsampling)."""
 
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, zlib.error, MemoryError)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_ALPHA = (1, 2)  # EXTRASAMPLE.ASSOCALPHA, EXTRASAMPLE.UNASSALPHA
 
 
@@ -53,9 +57,10 @@ _TIFF_ALPHA = (1, 2)  # EXTRASAMPLE.ASSOCALPHA, EXTRASAMPLE.UNASSALPHA
 class Picture:
     """Decoded samples of one image file.
 
-    ``planes`` (..., H, W) are what gets filtered, in the file's dtype; ``alpha`` (..., H, W) or ``None`` is
-    the alpha channel, never filtered; ``samples_axis`` says the file stores samples interleaved last
-    (H, W, S), so planes go back to that axis on writing. ``format`` is the family the file was read as.
+    ``planes`` (..., H, W) are what gets filtered, in the file's dtype, already turned upright; ``alpha``
+    (..., H, W) or ``None`` is the alpha channel, never filtered; ``samples_axis`` says the file stores samples
+    interleaved last (H, W, S), so planes go back to that axis on writing. ``format`` is the family the file was
+    read as; ``info`` its colour profile, resolution and EXIF, written to the output where its format allows.
 
     Example:
         >>> pic = Picture(np.zeros((3, 4, 5), np.uint8), None, samples_axis=True, format="png")
@@ -67,6 +72,13 @@ class Picture:
     alpha: np.ndarray | None
     samples_axis: bool
     format: str
+    info: ImageInfo = field(default_factory=ImageInfo)
+
+    @property
+    def images(self) -> int:
+        """How many 2-D images (pages of a stack) the picture holds; 1 for a single grey or colour image."""
+        lead = self.planes.shape[: -3 if self.samples_axis else -2]
+        return int(np.prod(lead))
 
     @property
     def description(self) -> str:
@@ -117,9 +129,11 @@ def read_picture(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture
         ...     read_picture(path).description
         '5x4 RGB uint16'
     """
-    fmt = format_of(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+    fmt = format_of(path)
     try:
         return _READERS[fmt](path, max_pixels)
     except InputError:
@@ -136,15 +150,33 @@ def write_picture(picture: Picture, path: Path, fmt: str) -> None:
     """Encode ``picture`` as ``fmt`` into ``path`` (the caller chooses the dtype; see :data:`STORABLE_DTYPES`).
 
     Raises:
-        InputError: the format cannot store the picture's dtype or alpha channel.
+        InputError: the format cannot store the picture (see :func:`check_storable`).
     """
+    check_storable(picture, path, fmt)
+    _WRITERS[fmt](picture, path)
+
+
+def check_storable(picture: Picture, path: Path, fmt: str) -> None:
+    """Raise :class:`InputError` naming ``path`` if ``fmt`` cannot store the picture's dtype, alpha or pages.
+
+    Example:
+        >>> stack = Picture(np.zeros((3, 4, 5), np.uint8), None, samples_axis=False, format="tiff")
+        >>> check_storable(stack, Path("out.png"), "png")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        xcorr.cli.errors.InputError: out.png: PNG holds one image, but this is a stack of 3; ...
+    """
+    if fmt in ("png", "jpeg") and picture.images > 1:
+        raise InputError(
+            f"{path}: {fmt.upper()} holds one image, but this is a stack of {picture.images}; "
+            "write .tif or .npy to keep every page"
+        )
     storable = STORABLE_DTYPES[fmt]
     if storable is not None and picture.planes.dtype not in storable:
         kinds = ", ".join(str(d) for d in storable)
         raise InputError(f"{path}: {fmt.upper()} stores {kinds} samples, not {picture.planes.dtype}; pass --dtype")
     if fmt == "jpeg" and picture.alpha is not None:
         raise InputError(f"{path}: JPEG has no alpha channel; write .png or .tif to keep it")
-    _WRITERS[fmt](picture, path)
 
 
 def _too_large(path: Path, pixels: int | None, max_pixels: int) -> str:
@@ -160,24 +192,31 @@ def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
         raise InputError(_too_large(path, height * width, max_pixels))
 
 
-def _from_interleaved(samples: np.ndarray, *, samples_axis: bool, has_alpha: bool, fmt: str) -> Picture:
+def _from_interleaved(
+    samples: np.ndarray, *, samples_axis: bool, has_alpha: bool, fmt: str, info: ImageInfo, orientation: int = 1
+) -> Picture:
+    """The picture of file-order ``samples``, turned upright by EXIF ``orientation``."""
+    samples = upright(samples, orientation, samples_axis=samples_axis)
     if not samples_axis:
-        return Picture(samples, None, samples_axis=False, format=fmt)
+        return Picture(samples, None, samples_axis=False, format=fmt, info=info)
     colour = samples[..., :-1] if has_alpha else samples
     alpha = samples[..., -1] if has_alpha else None
-    return Picture(np.ascontiguousarray(np.moveaxis(colour, -1, -3)), alpha, samples_axis=True, format=fmt)
+    planes = np.ascontiguousarray(np.moveaxis(colour, -1, -3))
+    return Picture(planes, alpha, samples_axis=True, format=fmt, info=info)
 
 
 def _read_png(path: Path, max_pixels: int) -> Picture:
     data = path.read_bytes()
-    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise InputError(f"{path}: not a PNG file (bad signature)")
     width, height = struct.unpack(">II", data[16:24])
     _check_size(path, height, width, max_pixels)
     samples = imagecodecs.png_decode(data)
     has_samples = samples.ndim == 3
+    info, orientation = png_info(data)
+    has_alpha = has_samples and samples.shape[-1] in (2, 4)
     return _from_interleaved(
-        samples, samples_axis=has_samples, has_alpha=has_samples and samples.shape[-1] in (2, 4), fmt="png"
+        samples, samples_axis=has_samples, has_alpha=has_alpha, fmt="png", info=info, orientation=orientation
     )
 
 
@@ -203,35 +242,87 @@ def _read_jpeg(path: Path, max_pixels: int) -> Picture:
         with image:
             _check_size(path, image.height, image.width, max_pixels)
             samples = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
-    return _from_interleaved(samples, samples_axis=samples.ndim == 3, has_alpha=False, fmt="jpeg")
+            orientation, exif = split_orientation(image.getexif())
+            dpi = image.info.get("dpi")
+            density = (float(dpi[0]), float(dpi[1])) if dpi else None
+            info = ImageInfo(image.info.get("icc_profile") or None, density, exif)
+    return _from_interleaved(
+        samples, samples_axis=samples.ndim == 3, has_alpha=False, fmt="jpeg", info=info, orientation=orientation
+    )
 
 
 def _read_tiff(path: Path, max_pixels: int) -> Picture:
     with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        axes, page = series.axes, tif.pages.first
+        series, axes = _tiff_series(path, tif)
+        first = series[0]
         if "S" in axes:
             order = [i for i, a in enumerate(axes) if a != "S"] + [axes.index("S")]
             axes = "".join(axes[i] for i in order)
         else:
             order = list(range(len(axes)))
         if not axes.replace("S", "").endswith("YX"):
-            raise InputError(f"{path}: unsupported TIFF layout {series.axes!r}; expected ...YX or ...YXS")
-        shape = [series.shape[i] for i in order]
-        height, width = shape[axes.index("Y")], shape[axes.index("X")]
-        _check_size(path, height, width, max_pixels)
-        samples = np.transpose(series.asarray(), order)
+            raise InputError(f"{path}: unsupported TIFF layout {first.axes!r}; expected ...YX or ...YXS")
+        _check_size(path, first.shape[first.axes.index("Y")], first.shape[first.axes.index("X")], max_pixels)
+        stored = np.stack([s.asarray() for s in series]) if len(series) > 1 else first.asarray()
+        samples = np.transpose(stored, order)
+        page = tif.pages.first
         extrasamples = tuple(int(e) for e in page.extrasamples)
+        info, orientation = _tiff_info(page)
     if samples.dtype.kind not in "uif":
         raise InputError(f"{path}: unsupported TIFF sample type {samples.dtype}")
     has_samples = axes.endswith("S") and samples.shape[-1] > 1
     if axes.endswith("S") and not has_samples:
         samples = samples[..., 0]
     has_alpha = has_samples and bool(extrasamples) and extrasamples[-1] in _TIFF_ALPHA
-    return _from_interleaved(samples, samples_axis=has_samples, has_alpha=has_alpha, fmt="tiff")
+    return _from_interleaved(
+        samples, samples_axis=has_samples, has_alpha=has_alpha, fmt="tiff", info=info, orientation=orientation
+    )
+
+
+def _tiff_series(path: Path, tif: tifffile.TiffFile) -> tuple[list[tifffile.TiffPageSeries], str]:
+    """Every image series of the file and the axes of their stack: one series, or equal ones stacked (``I...``).
+
+    Raises:
+        InputError: series of different shapes or types, or pages in no series (never a silent drop).
+    """
+    series = list(tif.series)
+    described = [f"{'x'.join(map(str, s.shape))} {s.dtype}" for s in series]
+    if len(set(described)) > 1:
+        listing = "; ".join(f"series {i}: {d}" for i, d in enumerate(described))
+        raise InputError(
+            f"{path}: its {len(series)} image series differ in size or type ({listing}); xcorr filters every page "
+            "of a file or none: split it into files of one size first"
+        )
+    in_series = sum(len(s.pages) for s in series)
+    if in_series != len(tif.pages):
+        raise InputError(
+            f"{path}: {len(tif.pages)} pages, of which only {in_series} form images xcorr can stack; "
+            "split the file into one image per file first"
+        )
+    axes = series[0].axes if len(series) == 1 else "I" + series[0].axes
+    return series, axes
+
+
+def _tiff_info(page: tifffile.TiffPage) -> tuple[ImageInfo, int]:
+    """Colour profile, resolution in DPI (inch or centimetre units) and the Orientation tag of a TIFF page."""
+    per_inch = {2: 1.0, 3: 2.54}.get(int(page.resolutionunit))
+    dpi = (float(page.resolution[0]) * per_inch, float(page.resolution[1]) * per_inch) if per_inch else None
+    tag = page.tags.get(274)
+    orientation = int(tag.value) if tag is not None and 1 <= int(tag.value) <= 8 else 1
+    icc = page.tags.get(34675)
+    return ImageInfo(bytes(icc.value) if icc is not None else None, dpi, None), orientation
 
 
 def _read_npy(path: Path, max_pixels: int) -> Picture:
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _shape, _fortran, dtype = header(f)
+    if dtype.hasobject:
+        raise InputError(
+            f"{path}: .npy holds pickled Python objects (dtype {dtype}), not numbers; xcorr never unpickles files: "
+            "save a numeric array instead"
+        )
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     if array.ndim < 2:
         raise InputError(f"{path}: .npy array has shape {array.shape}; expected (H, W) or (..., H, W)")
@@ -242,21 +333,28 @@ def _read_npy(path: Path, max_pixels: int) -> Picture:
 
 
 def _write_png(picture: Picture, path: Path) -> None:
-    path.write_bytes(imagecodecs.png_encode(picture.interleaved()))
+    path.write_bytes(with_png_info(bytes(imagecodecs.png_encode(picture.interleaved())), picture.info))
 
 
 def _write_jpeg(picture: Picture, path: Path) -> None:
-    Image.fromarray(picture.interleaved()).save(path, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    info = picture.info
+    extra = {"icc_profile": info.icc_profile, "dpi": info.dpi, "exif": info.exif}
+    options = {key: value for key, value in extra.items() if value is not None}
+    Image.fromarray(picture.interleaved()).save(path, format="JPEG", quality=JPEG_QUALITY, subsampling=0, **options)
 
 
 def _write_tiff(picture: Picture, path: Path) -> None:
     colours = picture.planes.shape[-3] if picture.samples_axis else 1
+    info = picture.info
     tifffile.imwrite(
         path,
         picture.interleaved(),
         photometric="rgb" if colours == 3 else "minisblack",
         planarconfig="contig" if picture.samples_axis else None,
         extrasamples=("unassalpha",) if picture.alpha is not None else None,
+        iccprofile=info.icc_profile,
+        resolution=info.dpi,
+        resolutionunit="INCH" if info.dpi is not None else None,
     )
 
 

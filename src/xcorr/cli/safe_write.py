@@ -2,7 +2,9 @@
 
 Every output is written into a private staging directory beside the target and then renamed over it, so an
 interrupted run (Ctrl-C, a full disk, a crash in an encoder) leaves either the old file or nothing, never a
-truncated image; the staging directory is always removed.
+truncated image; the staging directory is always removed. ``--force`` replaces files only: a directory at an output
+path is refused (a ``.zarr`` output may replace one Zarr store), see :mod:`xcorr.outputs`. A filesystem failure
+(read-only, full disk, permission) is one :class:`InputError` line naming the path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from xcorr.cli.errors import InputError
+from xcorr.outputs import ZARR_SUFFIX, replace_refusal
 
 
 def check_target(target: Path, *, inputs: Iterable[Path], force: bool) -> None:
@@ -35,10 +38,17 @@ def check_target(target: Path, *, inputs: Iterable[Path], force: bool) -> None:
         )
         if same:
             raise InputError(f"{target}: refusing to write over the input {source}; choose another output")
+    _refuse_unreplaceable(target)
     if target.exists() and not force:
         raise InputError(f"{target}: already exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         raise InputError(f"{target}: directory {target.parent} does not exist")
+
+
+def _refuse_unreplaceable(target: Path) -> None:
+    refusal = replace_refusal(target, store=target.suffix.lower() == ZARR_SUFFIX)
+    if refusal is not None:
+        raise InputError(f"{target}: {refusal}")
 
 
 @contextmanager
@@ -53,14 +63,21 @@ def atomic_output(target: Path) -> Iterator[Path]:
         ...     sorted(p.name for p in Path(folder).iterdir())
         ['kernel.txt']
     """
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    _refuse_unreplaceable(target)  # checked again here: every writer goes through this block
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
     try:
         staged = staging / target.name
-        yield staged
-        if not staged.exists():
-            raise RuntimeError(f"internal error: nothing was written for {target}")
-        if target.exists() and (target.is_dir() or staged.is_dir()):
-            target.rename(staging / "replaced")
-        os.replace(staged, target)
+        try:
+            yield staged
+            if not staged.exists():
+                raise RuntimeError(f"internal error: nothing was written for {target}")
+            if target.is_dir() or (target.exists() and staged.is_dir()):
+                target.rename(staging / "replaced")  # a Zarr store (see replace_refusal), or a file under a store
+            os.replace(staged, target)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

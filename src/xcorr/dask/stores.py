@@ -20,6 +20,7 @@ from xcorr.dask.arrays import filter2d
 from xcorr.dask.checks import host_array
 from xcorr.dask.tasks import filter_window_block, write_block
 from xcorr.dask.windows import StoredPlanes, Window
+from xcorr.outputs import replace_refusal
 
 __all__ = ["Progress", "filter_to_zarr", "open_array"]
 
@@ -86,7 +87,8 @@ def filter_to_zarr(
         target: the Zarr store to create; its chunks are the source's Dask chunk shape.
         kernel, mode, boundary, cval, algo, threads_per_task: as :func:`filter2d`.
         chunks: for a path, the chunks to read and write (as :func:`open_array`); ignored for a Dask array.
-        overwrite: replace an existing ``target``; otherwise an existing one is an error.
+        overwrite: replace an existing ``target`` Zarr store; otherwise an existing one is an error. A directory
+            that is not a Zarr store is never replaced (:mod:`xcorr.outputs`).
         compressors: as ``zarr.create_array`` (``"auto"``: Zarr's default; ``None``: raw chunks, fastest for
             noise-like float data that does not compress).
         progress: ``progress(done, total)`` after each chunk written (e.g. a progress bar's update).
@@ -116,6 +118,9 @@ def filter_to_zarr(
         image, kernel, mode=mode, boundary=boundary, cval=cval, algo=algo, threads_per_task=threads_per_task
     )
     chunk_shape = tuple(max(1, min(c, s)) for c, s in zip(image.chunksize, result.shape, strict=True))
+    refusal = replace_refusal(Path(target), store=True)
+    if refusal is not None:
+        raise ValueError(f"target {target} {refusal}")
     try:
         stored = zarr.create_array(
             store=str(target),

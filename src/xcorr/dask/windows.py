@@ -40,6 +40,12 @@ class StoredPlanes:
 
             with tifffile.TiffFile(path) as tif:
                 samples_last = tif.series[0].axes.endswith("S")
+                count = len(tif.series)
+            if count > 1:  # reading series 0 alone would drop the others silently
+                raise ValueError(
+                    f"{path} holds {count} image series (pages written one by one, or of several sizes); the "
+                    "out-of-core route reads one: filter it in memory to a .tif, or split it into one file per series"
+                )
             view = tifffile.imread(path, aszarr=True, series=0, level=0)
             return cls(path, zarr.open_array(view, mode="r"), samples_last)
         try:
