@@ -1,29 +1,50 @@
-"""The differentiable engine: plan a correlation, run it, and run both backward products through the same engine.
+"""The differentiable engine: plan a correlation, run it, and route it so autograd, compile and torch.func all see it.
 
-:func:`correlate` is what every public function calls. Under autograd it goes through one
-``torch.autograd.Function`` whose backward computes the input and weight gradients as correlations
-(:mod:`xcorr.gradients`) chosen by the planner, so training uses the fast paths; those products call
-:func:`correlate` again, so higher derivatives work too.
+:func:`correlate` is what every public function calls. It takes one of two roads:
+
+- **eager, on real tensors** (the common case): plan from the shapes, then run. Where no gradient is needed the
+  planned algorithm runs directly; where the whole plan is torch's own kernel (``vendor``, forward and both
+  gradients) ``F.conv2d`` runs under torch's own autograd. Neither pays an operator dispatch.
+- **everything else** (a gradient through a non-vendor plan, ``torch.compile``, ``torch.export``,
+  ``torch.jit.trace``, ``torch.func`` transforms, fake tensors): the registered operator
+  ``torch.ops.xcorr.correlate`` (:mod:`xcorr.op`), which plans when it runs on real data, has a shape-only fake
+  implementation for tracing, and whose backward runs both gradient products (:mod:`xcorr.gradients`) through
+  :func:`correlate_problem` again, so training uses the fast paths and higher derivatives work.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
 
 import torch
 from torch import Tensor
 
 from xcorr import lowrank
 from xcorr.algo import get_algorithm
-from xcorr.gradients import input_gradient, weight_gradient
 from xcorr.planner import Plan, choose_exact, plan_problem
 from xcorr.problem import Pair, Problem, Quad
+
+_RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
+"""id(weight) -> (the weight, its version, its rank): a parameter's rank is found once per update, not per call."""
+
+
+def _rank(w: Tensor) -> int:
+    """:func:`xcorr.lowrank.weight_rank`, remembered for this tensor object until it is modified."""
+    known = _RANKS.get(id(w))
+    if known is not None and known[0]() is w and known[1] == w._version:
+        return known[2]
+    rank = lowrank.weight_rank(w)
+    if len(_RANKS) > 1024:
+        _RANKS.clear()
+    _RANKS[id(w)] = (weakref.ref(w), w._version, rank)
+    return rank
 
 
 def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: Pair, groups: int) -> Problem:
     """The :class:`Problem` for tensors ``x`` (N, C, H, W) and ``w`` (O, C // groups, kh, kw).
 
-    Records the weight's numerical rank when it could change the plan (see :mod:`xcorr.lowrank`).
+    Records the weight's numerical rank when it could change the plan (see :mod:`xcorr.lowrank`); that reads
+    ``w``'s values, so it is only done on real tensors (the operator's implementation, or eager calls).
     """
     problem = Problem(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
@@ -36,51 +57,91 @@ def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: 
         x.device.type,
     )
     if lowrank.rank_is_relevant(problem):
-        return Problem(**{**problem.__dict__, "weight_rank": lowrank.weight_rank(w)})
+        return Problem(**{**problem.__dict__, "weight_rank": _rank(w)})
     return problem
 
 
-def _run(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
-    """Run one product. NaN and Inf must stay where a direct sum puts them, but a transform smears them over
-    every output: on non-finite data an inexact algorithm hands over to the best exact one."""
+def is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` (N, C, H, W) is laid out channels last (and not also plainly contiguous)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+    """Run one product without autograd; the result is channels last when ``x`` is.
+
+    NaN and Inf must stay where a direct sum puts them, but a transform smears them over every output: on
+    non-finite data an inexact algorithm hands over to the best exact one. Algorithms that read channels-last
+    tensors as they are (``Algorithm.channels_last``) get ``x`` as it is; the others get a contiguous copy.
+    """
     n, o, ho, wo = problem.output_shape
+    channels_last = is_channels_last(x)
     if n * o * ho * wo == 0 or problem.input_shape[1] == 0:
-        return x.new_zeros((n, o, ho, wo))
-    algorithm = get_algorithm(name)
-    with torch.no_grad():
-        if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
-            algorithm = get_algorithm(choose_exact(problem).algorithm)
-        return algorithm.run(x.contiguous(), w.contiguous(), problem)
+        y = x.new_zeros((n, o, ho, wo))
+    else:
+        algorithm = get_algorithm(name)
+        with torch.no_grad():
+            if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
+                algorithm = get_algorithm(choose_exact(problem).algorithm)
+            if not algorithm.channels_last:
+                x, w = x.contiguous(), w.contiguous()
+            y = algorithm.run(x, w, problem)
+    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
 
 
-class Correlation(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, plan: Plan, algo: str) -> Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.plan, ctx.algo = plan, algo
-        return _run(plan.forward.algorithm, x, w, plan.problem)
-
-    @staticmethod
-    def backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        x, w = ctx.saved_tensors
-        plan: Plan = ctx.plan
-        assert plan.grad_input is not None and plan.grad_weight is not None  # planned with requires_grad
-        dy = dy.contiguous()
-        dx = dw = None
-        if ctx.needs_input_grad[0]:
-            dx = input_gradient(dy, w, plan.problem, plan.grad_input.algorithm, _correlate_problem)
-        if ctx.needs_input_grad[1]:
-            dw = weight_gradient(x, dy, plan.problem, plan.grad_weight.algorithm, _correlate_problem)
-        return dx, dw, None, None
+_PLAIN = (Tensor, torch.nn.Parameter)
 
 
-def _correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str) -> Tensor:
+def _traced(*tensors: Tensor) -> bool:
+    """Whether the call is traced or transformed (compile, export, jit.trace, torch.func, a tensor subclass such as
+    fake or functional tensors), so it must go through the registered operator and read no data."""
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
+        return True
+    return any(type(t) not in _PLAIN or torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _through_operator(
+    x: Tensor, w: Tensor, stride: Pair, padding: Quad, dilation: Pair, groups: int, algo: str
+) -> Tensor:
+    """The registered operator; under ``torch.func`` transforms, its formula as a functorch ``autograd.Function``."""
+    args = (x, w, list(stride), list(padding), list(dilation), groups, algo)
+    if torch._C._are_functorch_transforms_active():
+        out: Tensor = op.FunctorchCorrelate.apply(*args)
+        return out
+    result: Tensor = torch.ops.xcorr.correlate.default(*args)
+    return result
+
+
+def _all_vendor(plan: Plan) -> bool:
+    choices = (plan.forward, plan.grad_input, plan.grad_weight)
+    return all(choice is None or choice.algorithm == "vendor" for choice in choices)
+
+
+def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str) -> Tensor:
+    """Differentiable correlation of ``x`` with ``w`` for a known ``problem`` (also what the backward calls)."""
+    if _traced(x, w):
+        return _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     plan = plan_problem(problem, requires_grad=requires_grad, algo=algo)
     if not requires_grad:
-        return _run(plan.forward.algorithm, x, w, problem)
-    out: Tensor = Correlation.apply(x, w, plan, algo)
-    return out
+        return run_product(plan.forward.algorithm, x, w, problem)
+    if _all_vendor(plan):
+        return _vendor_with_autograd(x, w, problem)
+    return _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
+
+
+def _vendor_with_autograd(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+    """torch's own conv2d under torch's own autograd (the plan is ``vendor`` for every product)."""
+    top, bottom, left, right = problem.padding
+    if top == bottom and left == right:
+        return torch.nn.functional.conv2d(x, w, None, problem.stride, (top, left), problem.dilation, problem.groups)
+    padded = torch.nn.functional.pad(x, (left, right, top, bottom))
+    return torch.nn.functional.conv2d(padded, w, None, problem.stride, 0, problem.dilation, problem.groups)
+
+
+def _autocast(t: Tensor) -> Tensor:
+    """``t`` in the autocast dtype, as autocast casts a convolution's inputs (float64 is left alone, as torch does)."""
+    dtype = torch.get_autocast_dtype(t.device.type)
+    return t.to(dtype) if t.is_floating_point() and t.dtype not in (dtype, torch.float64) else t
 
 
 def correlate(
@@ -103,7 +164,9 @@ def correlate(
         algo: ``"auto"`` (the planner decides) or a name from :func:`xcorr.algorithms`.
 
     Returns:
-        y: (N, O, Ho, Wo), ``x``'s dtype and device, differentiable in ``x`` and ``w``.
+        y: (N, O, Ho, Wo), ``x``'s dtype and device (channels last when ``x`` is), differentiable in ``x`` and
+        ``w``, traceable by ``torch.compile`` / ``torch.export`` and transformable by ``torch.func``. Under
+        ``torch.autocast`` both inputs are cast to the autocast dtype first, as torch does for convolutions.
 
     Arguments are assumed valid (the public functions check them).
 
@@ -113,5 +176,12 @@ def correlate(
         tensor([[[[19., 25.],
                   [37., 43.]]]])
     """
+    if torch.is_autocast_enabled(x.device.type):  # torch's policy for convolutions: the autocast dtype
+        x, w = _autocast(x), _autocast(w)
+    if _traced(x, w):
+        return _through_operator(x, w, stride, padding, dilation, groups, algo)
     problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return _correlate_problem(x, w, problem, algo)
+    return correlate_problem(x, w, problem, algo)
+
+
+from xcorr import op  # noqa: E402  (op registers torch.ops.xcorr.correlate, which the roads above call)

@@ -230,5 +230,5 @@ def conv2d(
         x, padding_quad = pad(x, padding_quad, boundary), (0, 0, 0, 0)
     y = correlate(x, w, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo)
     if b is not None:
-        y = y + b.view(1, -1, 1, 1)
+        y = y + b.to(y.dtype).view(1, -1, 1, 1)  # y is in the autocast dtype under torch.autocast
     return _hand_back(y[0] if unbatched else y, to_numpy)

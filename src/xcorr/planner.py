@@ -83,7 +83,9 @@ class Choice:
 
     def __str__(self) -> str:
         ranked = ", ".join(f"{name} {_seconds(cost)}" for name, cost in self.estimates)
-        return f"{self.algorithm} ({self.reason}; estimates: {ranked})"
+        return (
+            f"{self.algorithm} ({self.reason}; estimates: {ranked})" if ranked else f"{self.algorithm} ({self.reason})"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def vetoes(problem: Problem, precision: str) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4096)
 def _choose(problem: Problem, algo: str, preference: _Preference, tuning_generation: int, threads: int) -> Choice:
+    if problem.macs == 0:  # an empty batch, no channels, or no output: the engine returns zeros of the right shape
+        return Choice("reference", "empty: nothing to compute, zeros returned", ())
     vetoed = vetoes(problem, preference.precision)
     estimates = tuple(
         sorted(((n, get_algorithm(n).cost(problem)) for n in algorithm_names() if n not in vetoed), key=lambda e: e[1])
@@ -159,17 +163,23 @@ def _choose_for_gradient(problem: Problem, algo: str) -> Choice:
     return choose(problem)
 
 
+def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choice]:
+    """The algorithms for the input-gradient and weight-gradient products of the forward ``problem``.
+
+    Shapes only: the weight's rank is never needed (so a backward pass can plan from the saved tensors' shapes).
+    """
+    return (
+        _choose_for_gradient(input_gradient_problem(problem), algo),
+        _choose_for_gradient(weight_gradient_problem(problem), algo),
+    )
+
+
 def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "auto") -> Plan:
     """The :class:`Plan` for ``problem``; with ``requires_grad`` the two backward products are planned too."""
     forward = choose(problem, algo)
     if not requires_grad:
         return Plan(problem, forward)
-    return Plan(
-        problem,
-        forward,
-        _choose_for_gradient(input_gradient_problem(problem), algo),
-        _choose_for_gradient(weight_gradient_problem(problem), algo),
-    )
+    return Plan(problem, forward, *gradient_choices(problem, algo))
 
 
 def describe(

@@ -158,12 +158,17 @@ def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
     Large allocations start at the same offset in their first page, and image rows are often a power of two
     bytes long; then every output row sits at the same address as an input row modulo 4096, and each store
     makes the next loads of the input wait for it (4K aliasing: the CPU matches loads against pending stores
-    on the low 12 address bits). Seven-row kernels ran 1.6x slower so. The output is a view of a buffer one page longer.
+    on the low 12 address bits). Seven-row kernels ran 1.6x slower so. The output lies inside a NumPy buffer one
+    page longer, handed to torch from its first element on, so the tensor itself starts at offset 0 (as a freshly
+    allocated torch tensor, and as the operator's fake implementation promises).
     """
     item = x.element_size()
-    buffer = torch.empty(math.prod(shape) + PAGE_BYTES // item, dtype=x.dtype)
-    shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.data_ptr()) % PAGE_BYTES // item
-    return buffer[shift : shift + math.prod(shape)].view(shape)
+    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=_NUMPY_DTYPES[x.dtype])
+    shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.ctypes.data) % PAGE_BYTES // item
+    return torch.from_numpy(buffer[shift : shift + math.prod(shape)]).view(shape)
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:

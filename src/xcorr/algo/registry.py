@@ -32,6 +32,8 @@ class Algorithm:
             kernel for the forward ``problem``, used instead of ``run`` on the rewritten product when the
             planner gives this algorithm the input gradient.
         weight_gradient: optional ``weight_gradient(x, dy, problem) -> dw`` (O, C // groups, kh, kw), likewise.
+        channels_last: ``run`` reads a channels-last ``x`` as it is laid out (the engine hands the others a
+            contiguous copy and converts their result back).
     """
 
     name: str
@@ -42,6 +44,7 @@ class Algorithm:
     summary: str
     input_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
     weight_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
+    channels_last: bool = False
 
 
 _REGISTRY: dict[str, Algorithm] = {}

@@ -4,12 +4,13 @@ The numba kernels are compiled serial (``nogil=True``) and split across a small 
 than with ``prange``: compiling a ``parallel=True`` function re-optimises every inlined row kernel and roughly
 triples the first-use compile time, and numba's threading layers would run beside torch's OpenMP pool and
 under Dask's threads. The calling thread works too, and the tasks are handed out in chunks to whichever thread is
-free, so one busy core does not hold up the call.
+free, so one busy core does not hold up the call. A forked child (a DataLoader worker) starts a pool of its own.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,15 @@ MIN_PARALLEL_SECONDS = 2e-4
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool object survived the fork but its threads did not; start afresh."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _workers(count: int) -> ThreadPoolExecutor:

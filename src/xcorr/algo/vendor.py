@@ -94,5 +94,6 @@ ALGORITHM = register(
         summary="torch.nn.functional.conv2d (oneDNN / cuDNN): best for dense multi-channel layers",
         input_gradient=input_gradient,
         weight_gradient=weight_gradient,
+        channels_last=True,
     )
 )
