@@ -69,7 +69,8 @@ def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
     other byte order (``'>f4'`` from FITS files on a little-endian machine) are converted to the native one.
     """
     if isinstance(value, Tensor):
-        return value.to(_float_dtype(value.dtype, name)), False
+        dtype = _float_dtype(value.dtype, name)
+        return (value if value.dtype == dtype else value.to(dtype)), False
     array = np.asarray(value)
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{name} must hold numbers, got a NumPy array of dtype {array.dtype}")
@@ -82,7 +83,8 @@ def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
     with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs
         warnings.simplefilter("ignore", UserWarning)
         tensor = torch.from_numpy(array)
-    return tensor.to(_float_dtype(tensor.dtype, name)), True
+    dtype = _float_dtype(tensor.dtype, name)
+    return (tensor if tensor.dtype == dtype else tensor.to(dtype)), True
 
 
 def to_common_tensors(first: ArrayLike, second: ArrayLike, names: tuple[str, str]) -> tuple[Tensor, Tensor, bool]:
@@ -98,6 +100,8 @@ def to_common_tensors(first: ArrayLike, second: ArrayLike, names: tuple[str, str
             f"{names[0]} is on {a.device} but {names[1]} is on {b.device}; move both to one device, "
             f"e.g. {names[1]}.to({names[0]}.device)"
         )
+    if a.dtype == b.dtype:
+        return a, b, a_numpy and b_numpy
     dtype = torch.promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(dtype), a_numpy and b_numpy
 

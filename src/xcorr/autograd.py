@@ -4,7 +4,8 @@
 
 - **eager, on real tensors** (the common case): plan from the shapes, then run. Where no gradient is needed the
   planned algorithm runs directly; where the whole plan is torch's own kernel (``vendor``, forward and both
-  gradients) ``F.conv2d`` runs under torch's own autograd. Neither pays an operator dispatch.
+  gradients, or torch's kernel estimated as fast once xcorr's autograd overhead is counted) ``F.conv2d`` runs
+  under torch's own autograd. Neither pays an operator dispatch.
 - **everything else** (a gradient through a non-vendor plan, ``torch.compile``, ``torch.export``,
   ``torch.jit.trace``, ``torch.func`` transforms, fake tensors): the registered operator
   ``torch.ops.xcorr.correlate`` (:mod:`xcorr.op`), which plans when it runs on real data, has a shape-only fake
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from xcorr import lowrank
 from xcorr.algo import get_algorithm
-from xcorr.planner import Plan, choose_exact, plan_problem
+from xcorr.planner import choose_exact, plan_problem, vendor_throughout
 from xcorr.problem import Pair, Problem, Quad
 
 _RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
@@ -46,19 +47,10 @@ def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: 
     Records the weight's numerical rank when it could change the plan (see :mod:`xcorr.lowrank`); that reads
     ``w``'s values, so it is only done on real tensors (the operator's implementation, or eager calls).
     """
-    problem = Problem(
-        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
-        (w.shape[0], w.shape[1], w.shape[2], w.shape[3]),
-        stride,
-        padding,
-        dilation,
-        groups,
-        x.dtype,
-        x.device.type,
-    )
-    if lowrank.rank_is_relevant(problem):
-        return Problem(**{**problem.__dict__, "weight_rank": _rank(w)})
-    return problem
+    weight_shape = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    rank = _rank(w) if lowrank.rank_is_relevant(weight_shape) else None
+    input_shape = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    return Problem(input_shape, weight_shape, stride, padding, dilation, groups, x.dtype, x.device.type, rank)
 
 
 def is_channels_last(x: Tensor) -> bool:
@@ -77,14 +69,13 @@ def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     channels_last = is_channels_last(x)
     if n * o * ho * wo == 0 or problem.input_shape[1] == 0:
         y = x.new_zeros((n, o, ho, wo))
-    else:
+    else:  # no input requires grad here, or the operator runs below autograd: no graph to keep out of
         algorithm = get_algorithm(name)
-        with torch.no_grad():
-            if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
-                algorithm = get_algorithm(choose_exact(problem).algorithm)
-            if not algorithm.channels_last:
-                x, w = x.contiguous(), w.contiguous()
-            y = algorithm.run(x, w, problem)
+        if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
+            algorithm = get_algorithm(choose_exact(problem).algorithm)
+        if not algorithm.channels_last:
+            x, w = x.contiguous(), w.contiguous()
+        y = algorithm.run(x, w, problem)
     return y.contiguous(memory_format=torch.channels_last) if channels_last else y
 
 
@@ -96,46 +87,56 @@ def _traced(*tensors: Tensor) -> bool:
     fake or functional tensors), so it must go through the registered operator and read no data."""
     if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
         return True
-    return any(type(t) not in _PLAIN or torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    return not _plain(*tensors) or any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _plain(*tensors: Tensor) -> bool:
+    """Plain tensors or parameters: no fake, functional or other subclass (functorch wrappers look plain)."""
+    return all(type(t) in _PLAIN for t in tensors)
 
 
 def _through_operator(
     x: Tensor, w: Tensor, stride: Pair, padding: Quad, dilation: Pair, groups: int, algo: str
 ) -> Tensor:
-    """The registered operator; under ``torch.func`` transforms, its formula as a functorch ``autograd.Function``."""
+    """The registered operator when tracing (compile, export, jit.trace, fake tensors); otherwise (eager autograd,
+    ``torch.func``) the same formula as :class:`xcorr.op.Correlation`, around the operator."""
     args = (x, w, list(stride), list(padding), list(dilation), groups, algo)
-    if torch._C._are_functorch_transforms_active():
-        out: Tensor = op.FunctorchCorrelate.apply(*args)
-        return out
-    result: Tensor = torch.ops.xcorr.correlate.default(*args)
-    return result
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None or not _plain(x, w):
+        result: Tensor = torch.ops.xcorr.correlate.default(*args)
+        return result
+    out: Tensor = op.Correlation.apply(*args)
+    return out
 
 
-def _all_vendor(plan: Plan) -> bool:
-    choices = (plan.forward, plan.grad_input, plan.grad_weight)
-    return all(choice is None or choice.algorithm == "vendor" for choice in choices)
-
-
-def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str) -> Tensor:
-    """Differentiable correlation of ``x`` with ``w`` for a known ``problem`` (also what the backward calls)."""
+def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: Tensor | None = None) -> Tensor:
+    """Differentiable correlation of ``x`` with ``w`` for a known ``problem``, plus ``bias`` (O,) per output channel
+    (also what the backward calls, without a bias)."""
     if _traced(x, w):
-        return _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
+        y = _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
+        return _add_bias(y, bias)
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     plan = plan_problem(problem, requires_grad=requires_grad, algo=algo)
-    if not requires_grad:
-        return run_product(plan.forward.algorithm, x, w, problem)
-    if _all_vendor(plan):
-        return _vendor_with_autograd(x, w, problem)
-    return _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
+    if not requires_grad and not (bias is not None and bias.requires_grad):
+        y = run_product(plan.forward.algorithm, x, w, problem)
+        return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
+    if vendor_throughout(plan):
+        return _vendor_with_autograd(x, w, bias, problem)
+    y = _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
+    return _add_bias(y, bias)
 
 
-def _vendor_with_autograd(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+def _add_bias(y: Tensor, bias: Tensor | None) -> Tensor:
+    return y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1)
+
+
+def _vendor_with_autograd(x: Tensor, w: Tensor, bias: Tensor | None, problem: Problem) -> Tensor:
     """torch's own conv2d under torch's own autograd (the plan is ``vendor`` for every product)."""
+    bias = None if bias is None else bias.to(x.dtype)
     top, bottom, left, right = problem.padding
     if top == bottom and left == right:
-        return torch.nn.functional.conv2d(x, w, None, problem.stride, (top, left), problem.dilation, problem.groups)
+        return torch.nn.functional.conv2d(x, w, bias, problem.stride, (top, left), problem.dilation, problem.groups)
     padded = torch.nn.functional.pad(x, (left, right, top, bottom))
-    return torch.nn.functional.conv2d(padded, w, None, problem.stride, 0, problem.dilation, problem.groups)
+    return torch.nn.functional.conv2d(padded, w, bias, problem.stride, 0, problem.dilation, problem.groups)
 
 
 def _autocast(t: Tensor) -> Tensor:
@@ -148,6 +149,7 @@ def correlate(
     x: Tensor,
     w: Tensor,
     *,
+    bias: Tensor | None = None,
     stride: Pair = (1, 1),
     padding: Quad = (0, 0, 0, 0),
     dilation: Pair = (1, 1),
@@ -159,6 +161,7 @@ def correlate(
     Args:
         x: (N, C, H, W) float tensor.
         w: (O, C // groups, kh, kw), same dtype and device as ``x``.
+        bias: optional (O,), added to each output channel (inside torch's kernel where that runs).
         stride, dilation: pairs of positive ints; padding: zeros (top, bottom, left, right).
         groups: channel groups, as ``torch.nn.functional.conv2d``.
         algo: ``"auto"`` (the planner decides) or a name from :func:`xcorr.algorithms`.
@@ -179,9 +182,9 @@ def correlate(
     if torch.is_autocast_enabled(x.device.type):  # torch's policy for convolutions: the autocast dtype
         x, w = _autocast(x), _autocast(w)
     if _traced(x, w):
-        return _through_operator(x, w, stride, padding, dilation, groups, algo)
+        return _add_bias(_through_operator(x, w, stride, padding, dilation, groups, algo), bias)
     problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return correlate_problem(x, w, problem, algo)
+    return correlate_problem(x, w, problem, algo, bias)
 
 
 from xcorr import op  # noqa: E402  (op registers torch.ops.xcorr.correlate, which the roads above call)

@@ -9,6 +9,12 @@ times to the millisecond.
 # Fixed price of any call: argument checks, planning-cache lookup, one output allocation.
 CALL_OVERHEAD = 1.2e-5
 
+# What a differentiable call through xcorr's autograd node and operator costs beyond torch's own conv2d under
+# torch's own autograd (the autograd.Function, dispatch, planning the backward): 120-230 us in
+# `python -m bench.overhead` (tiny dense and depthwise layers, forward + backward, 2 threads). Where torch's kernel
+# is estimated within this of xcorr's plan, a differentiable call runs torch's kernel.
+AUTOGRAD_OVERHEAD = 1.5e-4
+
 # reference: torch shift-and-add, one einsum per kernel tap.
 REFERENCE_PER_MAC = 1.0e-9
 REFERENCE_PER_TAP_PIXEL = 2.0e-9

@@ -7,6 +7,7 @@ in the arguments gives a torch tensor out, differentiable in every tensor argume
 
 from __future__ import annotations
 
+import functools
 from typing import overload
 
 import numpy as np
@@ -16,6 +17,7 @@ from xcorr import arguments
 from xcorr.arguments import ArrayLike, NumpyLike, Result
 from xcorr.autograd import correlate
 from xcorr.padding import pad
+from xcorr.problem import Pair, Quad
 
 
 def _hand_back(y: Tensor, to_numpy: bool) -> Result:
@@ -207,28 +209,53 @@ def conv2d(
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
-    arguments.check_not_empty(w.shape[2:], "weight")
-    groups = arguments.check_groups(groups, x.shape[1], w.shape)
-    stride_pair = arguments.pair(stride, "stride", minimum=1)
-    dilation_pair = arguments.pair(dilation, "dilation", minimum=1)
-    padding_quad = arguments.conv_padding(padding, (w.shape[2], w.shape[3]), dilation_pair, stride_pair)
-    boundary = arguments.check_padding_mode(padding_mode)
+    settings = (stride, padding, dilation, groups, padding_mode)
+    geometry = _conv_geometry if all(map(_hashable, settings)) else _conv_geometry.__wrapped__
+    groups, stride_pair, dilation_pair, padding_quad, boundary = geometry(tuple(x.shape), tuple(w.shape), *settings)
     b = None
     if bias is not None:
         b, _, _ = arguments.to_common_tensors(bias, w, ("bias", "weight"))
         if b.shape != (w.shape[0],):
             raise ValueError(f"bias must have shape ({w.shape[0]},) to match the weight, got {tuple(b.shape)}")
+    if boundary != "constant" and any(padding_quad):
+        x, padding_quad = pad(x, padding_quad, boundary), (0, 0, 0, 0)
+    y = correlate(
+        x, w, bias=b, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo
+    )
+    return _hand_back(y[0] if unbatched else y, to_numpy)
+
+
+def _hashable(value: object) -> bool:
+    return isinstance(value, (int, str, tuple))
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_geometry(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    stride: object,
+    padding: object,
+    dilation: object,
+    groups: object,
+    padding_mode: object,
+) -> tuple[int, Pair, Pair, Quad, str]:
+    """``conv2d``'s checked groups, stride, dilation, (top, bottom, left, right) padding and boundary.
+
+    Depends on shapes and settings only, so a layer called in a loop checks them once (memoised when the
+    settings are hashable). Raises the argument errors ``conv2d`` documents.
+    """
+    arguments.check_not_empty(weight_shape[2:], "weight")
+    checked_groups = arguments.check_groups(groups, input_shape[1], weight_shape)
+    stride_pair = arguments.pair(stride, "stride", minimum=1)
+    dilation_pair = arguments.pair(dilation, "dilation", minimum=1)
+    padding_quad = arguments.conv_padding(padding, (weight_shape[2], weight_shape[3]), dilation_pair, stride_pair)
+    boundary = arguments.check_padding_mode(padding_mode)
     top, bottom, left, right = padding_quad
-    padded = (x.shape[2] + top + bottom, x.shape[3] + left + right)
-    extent = (dilation_pair[0] * (w.shape[2] - 1) + 1, dilation_pair[1] * (w.shape[3] - 1) + 1)
+    padded = (input_shape[2] + top + bottom, input_shape[3] + left + right)
+    extent = (dilation_pair[0] * (weight_shape[2] - 1) + 1, dilation_pair[1] * (weight_shape[3] - 1) + 1)
     if extent[0] > padded[0] or extent[1] > padded[1]:
         raise ValueError(
             f"padded input {padded[0]}x{padded[1]} is smaller than the dilated kernel {extent[0]}x{extent[1]}; "
             "pass more padding or a smaller kernel"
         )
-    if boundary != "constant" and any(padding_quad):
-        x, padding_quad = pad(x, padding_quad, boundary), (0, 0, 0, 0)
-    y = correlate(x, w, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo)
-    if b is not None:
-        y = y + b.to(y.dtype).view(1, -1, 1, 1)  # y is in the autocast dtype under torch.autocast
-    return _hand_back(y[0] if unbatched else y, to_numpy)
+    return checked_groups, stride_pair, dilation_pair, padding_quad, boundary

@@ -22,8 +22,6 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from xcorr.problem import Problem
-
 # Kernels with more (o, c) slices than this are dense layers, where separable passes never win; skip the search.
 MAX_SLICES_FOR_RANK = 256
 
@@ -35,9 +33,9 @@ MAX_SIDE_FOR_RANK = 127
 MAX_TERM_GROWTH = 4.0
 
 
-def rank_is_relevant(problem: Problem) -> bool:
-    """Whether knowing the weight's rank could change the plan (a 2-D kernel with few slices)."""
-    o, cg, kh, kw = problem.weight_shape
+def rank_is_relevant(weight_shape: tuple[int, int, int, int]) -> bool:
+    """Whether knowing the rank of a weight of this shape could change the plan (a 2-D kernel with few slices)."""
+    o, cg, kh, kw = weight_shape
     return min(kh, kw) > 1 and max(kh, kw) <= MAX_SIDE_FOR_RANK and o * cg <= MAX_SLICES_FOR_RANK
 
 

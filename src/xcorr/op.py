@@ -3,10 +3,11 @@
 Registered with ``torch.library``'s low-level ``Library`` API (the lowest dispatch overhead): one schema, one
 implementation for CPU and CUDA that plans and runs on real data, a fake (meta) implementation that computes the
 output's shape and layout only, an autograd formula whose backward runs both gradient products through the engine
-again, and a ``vmap`` rule. Under ``torch.func`` transforms the engine applies the same formula as
-:class:`FunctorchCorrelate` (an ``autograd.Function`` with ``setup_context`` and ``vmap``), which is the form
-functorch composes with. ``torch.compile`` therefore sees one opaque operator (no graph break, the
-planner never traced), ``torch.export`` records it, and ``torch.func.grad`` / ``vmap`` / ``jacrev`` compose with it.
+again, and a ``vmap`` rule. In eager differentiable calls and under ``torch.func`` transforms the engine applies
+the same formula as :class:`Correlation` (an ``autograd.Function`` with ``setup_context`` and ``vmap``), which is
+the form functorch composes with and costs less per call than the generic autograd kernel. ``torch.compile``
+therefore sees one opaque operator (no graph break, the planner never traced), ``torch.export`` records it, and
+``torch.func.grad`` / ``vmap`` / ``jacrev`` compose with it.
 
 Example:
     >>> import torch
@@ -118,12 +119,13 @@ def _backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, ...]:
 torch.library.register_autograd("xcorr::correlate", _backward, setup_context=_setup_context)
 
 
-class FunctorchCorrelate(torch.autograd.Function):
+class Correlation(torch.autograd.Function):
     """The same formula as an ``autograd.Function`` that ``torch.func`` transforms compose with.
 
-    Under ``torch.func.grad`` / ``vmap`` / ``jacrev`` the engine calls ``FunctorchCorrelate.apply`` (with the
-    operator's arguments) instead of the operator: its forward runs the operator below autograd, its backward is
-    the operator's, and its ``vmap`` rule is the operator's.
+    In eager differentiable calls and under ``torch.func.grad`` / ``vmap`` / ``jacrev`` the engine calls
+    ``Correlation.apply`` (with the operator's arguments) instead of the operator's own autograd kernel (lighter,
+    and the form functorch composes with): its forward runs the operator below autograd, its backward is the
+    operator's, and its ``vmap`` rule is the operator's.
     """
 
     @staticmethod

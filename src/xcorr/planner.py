@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from xcorr import tuning
+from xcorr import costs, tuning
 from xcorr.algo import algorithm_names, get_algorithm
 from xcorr.arguments import conv_padding, pair
 from xcorr.errors import UnsupportedError
@@ -175,11 +175,39 @@ def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choi
 
 
 def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "auto") -> Plan:
-    """The :class:`Plan` for ``problem``; with ``requires_grad`` the two backward products are planned too."""
-    forward = choose(problem, algo)
+    """The :class:`Plan` for ``problem``; with ``requires_grad`` the two backward products are planned too.
+
+    Memoised on everything it reads (the problem, ``use(...)``, the tuning cache's generation, the thread count),
+    so a layer called in a loop pays one dictionary lookup.
+    """
+    return _plan(problem, requires_grad, algo, _preference.get(), tuning.generation(), torch.get_num_threads())
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(
+    problem: Problem, requires_grad: bool, algo: str, preference: _Preference, tuning_generation: int, threads: int
+) -> Plan:
+    forward = _choose(problem, algo, preference, tuning_generation, threads)
     if not requires_grad:
         return Plan(problem, forward)
     return Plan(problem, forward, *gradient_choices(problem, algo))
+
+
+def vendor_throughout(plan: Plan) -> bool:
+    """Whether running every product of ``plan`` with torch's own kernel under torch's own autograd is as fast.
+
+    True when ``vendor`` is the pick for every product, and also when, under ``"auto"``, its estimates for them
+    add up to no more than the plan's own plus :data:`xcorr.costs.AUTOGRAD_OVERHEAD` (xcorr's autograd node and
+    operator dispatch, which torch's own path does not pay): tiny layers then cost what torch's do.
+    """
+    choices = [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
+    if all(c.algorithm == "vendor" for c in choices):
+        return True
+    if not choices[0].reason.startswith("cheapest"):  # forced, preferred or measured: keep it
+        return False
+    planned = sum(dict(c.estimates)[c.algorithm] for c in choices)
+    vendor = [dict(c.estimates).get("vendor") for c in choices]
+    return None not in vendor and sum(v for v in vendor if v is not None) <= planned + costs.AUTOGRAD_OVERHEAD
 
 
 def describe(
