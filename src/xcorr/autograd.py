@@ -85,9 +85,14 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 def _traced(*tensors: Tensor) -> bool:
     """Whether the call is traced or transformed (compile, export, jit.trace, torch.func, a tensor subclass such as
     fake or functional tensors), so it must go through the registered operator and read no data."""
-    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
+    if _tracing():
         return True
     return not _plain(*tensors) or any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _tracing() -> bool:
+    """``torch.compile`` (Dynamo) or ``torch.jit.trace`` is recording this call."""
+    return torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
 
 
 def _plain(*tensors: Tensor) -> bool:
@@ -101,7 +106,7 @@ def _through_operator(
     """The registered operator when tracing (compile, export, jit.trace, fake tensors); otherwise (eager autograd,
     ``torch.func``) the same formula as :class:`xcorr.op.Correlation`, around the operator."""
     args = (x, w, list(stride), list(padding), list(dilation), groups, algo)
-    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None or not _plain(x, w):
+    if _tracing() or not _plain(x, w):
         result: Tensor = torch.ops.xcorr.correlate.default(*args)
         return result
     out: Tensor = op.Correlation.apply(*args)

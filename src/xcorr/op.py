@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -71,15 +72,10 @@ def _shape_problem(
 
 def _concrete(problem: Problem) -> Problem:
     """``problem`` with plain ints for sizes (symbolic ones, under dynamic-shape tracing, are specialised)."""
-    return Problem(
-        tuple(int(s) for s in problem.input_shape),  # type: ignore[arg-type]
-        tuple(int(s) for s in problem.weight_shape),  # type: ignore[arg-type]
-        problem.stride,
-        problem.padding,
-        problem.dilation,
-        problem.groups,
-        problem.dtype,
-        problem.device,
+    return dataclasses.replace(
+        problem,
+        input_shape=tuple(int(s) for s in problem.input_shape),  # type: ignore[arg-type]
+        weight_shape=tuple(int(s) for s in problem.weight_shape),  # type: ignore[arg-type]
     )
 
 
