@@ -86,6 +86,12 @@ def test_same_mode_keeps_the_input_chunks() -> None:
     assert xd.filter2d(x, np.ones((5, 5)), boundary="wrap").chunks == x.chunks
 
 
+def test_a_one_element_cval_array_is_its_value() -> None:
+    x = np.arange(30.0).reshape(5, 6)
+    result = xd.filter2d(da.from_array(x, chunks=3), np.ones((3, 3)), cval=np.array([2.5])).compute()
+    np.testing.assert_allclose(result, functional.filter2d(x, np.ones((3, 3)), cval=2.5))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     height=st.integers(1, 14),

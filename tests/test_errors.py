@@ -159,3 +159,52 @@ def test_device_mismatch_is_detected_on_meta_tensors() -> None:
     """The same check without a GPU: a 'meta' kernel is on another device than a CPU image."""
     with pytest.raises(ValueError, match="image is on cpu but kernel is on meta; move both to one device"):
         xcorr.filter2d(torch.ones(4, 4), torch.ones(2, 2, device="meta"))
+
+
+@pytest.mark.parametrize(
+    ("torch_style", "plain"),
+    [
+        ({"stride": (2,)}, {"stride": 2}),
+        ({"padding": (1,)}, {"padding": 1}),
+        ({"dilation": [2]}, {"dilation": 2}),
+        ({"stride": np.int64(2), "padding": np.int32(1)}, {"stride": 2, "padding": 1}),
+        ({"stride": (np.int64(1), np.int64(2))}, {"stride": (1, 2)}),
+        ({"groups": np.int64(1)}, {"groups": 1}),
+    ],
+)
+def test_arguments_torch_accepts_are_accepted(torch_style: dict, plain: dict) -> None:
+    """One-element sequences and NumPy integers, as torch's convolutions take them (PyTorch's OpInfo samples)."""
+    x, w = torch.randn(1, 2, 9, 9, dtype=torch.float64), torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(xcorr.conv2d(x, w, **torch_style), torch.nn.functional.conv2d(x, w, **plain))
+
+
+@pytest.mark.parametrize("cval", [1j, [1, 2], None, "0", True])
+def test_a_bad_cval_is_named(cval: object) -> None:
+    with pytest.raises(TypeError, match="cval must be a real number"):
+        xcorr.filter2d(IMAGE, KERNEL, boundary="constant", cval=cval)
+
+
+@pytest.mark.parametrize("cval", [np.array([2.5]), torch.tensor(2.5), np.float32(2.5)])
+def test_a_one_element_cval_is_its_value(cval: object) -> None:
+    expected = xcorr.filter2d(IMAGE, KERNEL, cval=2.5)
+    np.testing.assert_array_equal(xcorr.filter2d(IMAGE, KERNEL, cval=cval), expected)
+
+
+def test_a_scalar_image_is_called_0_d() -> None:
+    with pytest.raises(ValueError, match=r"got 0-D"):
+        xcorr.filter2d(np.float64(3.0), KERNEL)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"stride": 0}, "stride must be at least 1"),
+        ({"padding": -1}, "padding must be at least 0"),
+        ({"dilation": 0}, "dilation must be at least 1"),
+        ({"padding": (1, 2, 3)}, "padding must be an int or a pair of ints"),
+    ],
+)
+def test_the_first_wrong_argument_is_named_before_the_channels(settings: dict, message: str) -> None:
+    """A wrong stride/padding/dilation together with a channel mismatch: named first, as torch does."""
+    with pytest.raises((ValueError, TypeError), match=message):
+        xcorr.conv2d(torch.ones(1, 3, 5, 5), W4, **settings)

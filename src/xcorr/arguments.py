@@ -6,6 +6,8 @@ well-formed input.
 
 from __future__ import annotations
 
+import numbers
+import operator
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -78,8 +80,8 @@ def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
         raise TypeError(f"{name} is {array.dtype}, which torch cannot hold; use float64")
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    if not array.flags.c_contiguous or array.strides != np.ascontiguousarray(array).strides:
-        array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous or (array.ndim and array.strides != np.ascontiguousarray(array).strides):
+        array = array.copy(order="C")  # not ascontiguousarray, which makes a scalar 1-D
     with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs
         warnings.simplefilter("ignore", UserWarning)
         tensor = torch.from_numpy(array)
@@ -139,14 +141,41 @@ def mode_padding(mode: str, kernel: Pair) -> Quad:
     return (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
 
 
+def integer(value: object, name: str) -> int:
+    """``value`` as an int: Python and NumPy integers (anything with ``__index__``), not bools or floats."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+
+
 def pair(value: object, name: str, *, minimum: int) -> Pair:
-    """An int or a pair of ints, each at least ``minimum``, as a pair."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(items) < minimum:
+    """An int, a one-element sequence or a pair of ints (NumPy integers too), each at least ``minimum``, as a
+    pair, as torch's convolutions accept them (``stride=(2,)`` is ``(2, 2)``)."""
+    items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,)
+    if len(items) == 1:
+        items = items * 2
+    try:
+        if len(items) != 2:
+            raise TypeError
+        first, second = (integer(v, name) for v in items)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if min(first, second) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return items[0], items[1]
+    return first, second
+
+
+def check_cval(cval: object) -> float:
+    """``filter2d``'s ``cval``: a real number (a NumPy scalar, or a one-element array or tensor, too)."""
+    value = cval.detach().cpu().numpy() if isinstance(cval, Tensor) else cval
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"cval must be a real number (the value outside the image), got {cval!r}")
+    return float(value)
 
 
 def conv_padding(padding: object, kernel: Pair, dilation: Pair, stride: Pair) -> Quad:
@@ -165,15 +194,19 @@ def conv_padding(padding: object, kernel: Pair, dilation: Pair, stride: Pair) ->
 
 def check_groups(groups: object, in_channels: int, weight_shape: Sequence[int]) -> int:
     """``groups`` divides both channel counts and matches the weight's input channels."""
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+    try:
+        count = integer(groups, "groups")
+    except TypeError:
+        count = 0
+    if count < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     out_channels, channels_per_group = weight_shape[0], weight_shape[1]
-    if out_channels % groups:
-        raise ValueError(f"weight has {out_channels} output channels, which groups={groups} does not divide")
-    if in_channels != channels_per_group * groups:
+    if out_channels % count:
+        raise ValueError(f"weight has {out_channels} output channels, which groups={count} does not divide")
+    if in_channels != channels_per_group * count:
         raise ValueError(
-            f"input has {in_channels} channels but weight of shape {tuple(weight_shape)} with groups={groups} "
-            f"expects {channels_per_group} x {groups} = {channels_per_group * groups}; "
+            f"input has {in_channels} channels but weight of shape {tuple(weight_shape)} with groups={count} "
+            f"expects {channels_per_group} x {count} = {channels_per_group * count}; "
             "check the channel axis (inputs are (N, C, H, W) or (C, H, W))"
         )
-    return groups
+    return count

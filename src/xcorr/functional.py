@@ -16,7 +16,7 @@ from torch import Tensor
 from xcorr import arguments
 from xcorr.arguments import ArrayLike, NumpyLike, Result
 from xcorr.autograd import correlate
-from xcorr.padding import pad
+from xcorr.boundaries import correlate_extended
 from xcorr.problem import Pair, Quad
 
 
@@ -112,6 +112,7 @@ def filter2d(
     arguments.check_ndim(k, "kernel", (2,), "2-D (kh, kw)")
     mode = arguments.check_mode(mode)
     boundary = arguments.check_boundary(boundary)
+    cval = arguments.check_cval(cval)
     (h, w), (kh, kw) = x.shape[-2:], k.shape
     arguments.check_not_empty((h, w), "image")
     arguments.check_not_empty((kh, kw), "kernel")
@@ -120,9 +121,7 @@ def filter2d(
     leading = x.shape[:-2]
     x = x.reshape(-1, 1, h, w)
     padding = arguments.mode_padding(mode, (kh, kw))
-    if any(padding) and (boundary != "constant" or cval != 0):
-        x, padding = pad(x, padding, boundary, cval), (0, 0, 0, 0)
-    y = correlate(x, k[None, None], padding=padding, algo=algo)
+    y = correlate_extended(x, k[None, None], padding=padding, boundary=boundary, cval=cval, algo=algo)
     return _hand_back(y.reshape(*leading, *y.shape[-2:]), to_numpy)
 
 
@@ -217,10 +216,16 @@ def conv2d(
         b, _, _ = arguments.to_common_tensors(bias, w, ("bias", "weight"))
         if b.shape != (w.shape[0],):
             raise ValueError(f"bias must have shape ({w.shape[0]},) to match the weight, got {tuple(b.shape)}")
-    if boundary != "constant" and any(padding_quad):
-        x, padding_quad = pad(x, padding_quad, boundary), (0, 0, 0, 0)
-    y = correlate(
-        x, w, bias=b, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo
+    y = correlate_extended(
+        x,
+        w,
+        padding=padding_quad,
+        boundary=boundary,
+        bias=b,
+        stride=stride_pair,
+        dilation=dilation_pair,
+        groups=groups,
+        algo=algo,
     )
     return _hand_back(y[0] if unbatched else y, to_numpy)
 
@@ -245,10 +250,13 @@ def _conv_geometry(
     settings are hashable). Raises the argument errors ``conv2d`` documents.
     """
     arguments.check_not_empty(weight_shape[2:], "weight")
-    checked_groups = arguments.check_groups(groups, input_shape[1], weight_shape)
+    # In the order of the signature, so that the first wrong argument is the one named, as torch does.
     stride_pair = arguments.pair(stride, "stride", minimum=1)
+    if not isinstance(padding, str):
+        arguments.pair(padding, "padding", minimum=0)
     dilation_pair = arguments.pair(dilation, "dilation", minimum=1)
     padding_quad = arguments.conv_padding(padding, (weight_shape[2], weight_shape[3]), dilation_pair, stride_pair)
+    checked_groups = arguments.check_groups(groups, input_shape[1], weight_shape)
     boundary = arguments.check_padding_mode(padding_mode)
     top, bottom, left, right = padding_quad
     padded = (input_shape[2] + top + bottom, input_shape[3] + left + right)

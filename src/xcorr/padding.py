@@ -7,6 +7,7 @@ image (reflecting or wrapping as many times as needed, exactly as ``numpy.pad``)
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,27 +19,34 @@ PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
 """``conv2d(padding_mode=...)`` names, as in ``torch.nn.Conv2d``, and the ``numpy.pad`` mode each one is."""
 
 
-def source_indices(size: int, before: int, after: int, boundary: str, device: torch.device) -> Tensor:
-    """Index into an axis of length ``size`` for each of the ``before + size + after`` padded positions.
+def source_indices(size: int, before: int, after: int, boundary: str) -> np.ndarray:
+    """Index into an axis of length ``size`` for each of the ``before + size + after`` padded positions (int64).
+
+    NumPy, because it is cheap on the small spans border bands and Dask windows ask for.
 
     Example:
-        >>> source_indices(3, 2, 2, "symmetric", torch.device("cpu")).tolist()
+        >>> source_indices(3, 2, 2, "symmetric").tolist()
         [1, 0, 0, 1, 2, 2, 1]
     """
-    i = torch.arange(-before, size + after, device=device)
+    i = np.arange(-before, size + after, dtype=np.int64)
     if boundary == "edge":
-        return i.clamp(0, size - 1)
+        return i.clip(0, size - 1)
     if boundary == "wrap":
-        return i.remainder(size)
+        return i % size
     if boundary == "symmetric":
-        m = i.remainder(2 * size)
-        return torch.where(m < size, m, 2 * size - 1 - m)
+        m = i % (2 * size)
+        return np.where(m < size, m, 2 * size - 1 - m)
     if boundary == "reflect":
         if size == 1:
-            return torch.zeros_like(i)
-        m = i.remainder(2 * size - 2)
-        return torch.where(m < size, m, 2 * size - 2 - m)
+            return np.zeros_like(i)
+        m = i % (2 * size - 2)
+        return np.where(m < size, m, 2 * size - 2 - m)
     raise ValueError(f"boundary must be one of {', '.join(map(repr, BOUNDARIES))}, got {boundary!r}")
+
+
+def index_tensor(index: np.ndarray, device: torch.device) -> Tensor:
+    """An index array from :func:`source_indices` as a tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(index)).to(device)
 
 
 def pad(x: Tensor, padding: tuple[int, int, int, int], boundary: str, cval: float = 0.0) -> Tensor:
@@ -54,6 +62,7 @@ def pad(x: Tensor, padding: tuple[int, int, int, int], boundary: str, cval: floa
     top, bottom, left, right = padding
     if boundary == "constant":
         return F.pad(x, (left, right, top, bottom), value=cval)
-    rows = source_indices(x.shape[-2], top, bottom, boundary, x.device)
-    cols = source_indices(x.shape[-1], left, right, boundary, x.device)
+    height, width = int(x.shape[-2]), int(x.shape[-1])  # ints under jit.trace too, where sizes are tensors
+    rows = index_tensor(source_indices(height, top, bottom, boundary), x.device)
+    cols = index_tensor(source_indices(width, left, right, boundary), x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

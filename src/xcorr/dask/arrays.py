@@ -59,6 +59,7 @@ def filter2d(
     )  # validates mode, boundary, kernel and dtypes exactly as the in-memory call, and gives the result dtype
     check_algo(algo)
     check_threads(threads_per_task)
+    cval = arguments.check_cval(cval)
     (h, w), (kh, kw) = array.shape[-2:], weights.shape
     arguments.check_not_empty((h, w), "array")
     if mode == "valid":

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import dask.array as da
 import numpy as np
-import torch
 
 from xcorr.padding import source_indices
 
@@ -34,7 +33,7 @@ def _extend_axis(x: da.Array, axis: int, before: int, after: int, boundary: str,
 
         pieces = [fill(before), x, fill(after)]
     else:
-        index = source_indices(size, before, after, boundary, torch.device("cpu")).numpy()
+        index = source_indices(size, before, after, boundary)
         pieces = [*_gather(x, axis, index[:before]), x, *_gather(x, axis, index[before + size :])]
     extended: da.Array = da.concatenate([p for p in pieces if p.shape[axis]], axis=axis)
     return extended

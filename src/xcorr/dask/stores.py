@@ -117,6 +117,7 @@ def filter_to_zarr(
     result = filter2d(  # validates every argument; its graph is used for Dask array sources only
         image, kernel, mode=mode, boundary=boundary, cval=cval, algo=algo, threads_per_task=threads_per_task
     )
+    cval = arguments.check_cval(cval)
     chunk_shape = tuple(max(1, min(c, s)) for c, s in zip(image.chunksize, result.shape, strict=True))
     refusal = replace_refusal(Path(target), store=True)
     if refusal is not None:

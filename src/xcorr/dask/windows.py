@@ -10,7 +10,6 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-import torch
 import zarr
 
 from xcorr.padding import source_indices
@@ -110,7 +109,7 @@ class Window:
         if self.boundary == "constant":
             index = np.arange(start - before, stop - before)
             return np.where((index >= 0) & (index < size), index, -1)
-        return source_indices(size, before, after, self.boundary, torch.device("cpu")).numpy()[start:stop]
+        return source_indices(size, before, after, self.boundary)[start:stop]
 
 
 def _runs(index: np.ndarray) -> tuple[list[slice], np.ndarray]:
