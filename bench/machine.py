@@ -17,7 +17,16 @@ import xcorr
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 # Distributions whose versions the header records (peers are optional: "not installed" where absent).
-DISTRIBUTIONS = ("torch", "numpy", "scipy", "opencv-python-headless", "fft-conv-pytorch", "numba", "dask-image")
+DISTRIBUTIONS = (
+    "torch",
+    "numpy",
+    "scipy",
+    "opencv-python-headless",
+    "fft-conv-pytorch",
+    "numba",
+    "dask-image",
+    "pyvips",
+)
 
 
 def set_threads(threads: int) -> dict[str, int | str]:

@@ -29,3 +29,18 @@ def naive_correlate(
                     cols = slice(j * stride[1], j * stride[1] + dilation[1] * (kw - 1) + 1, dilation[1])
                     y[b, out, i, j] = np.sum(x[b, channels, rows, cols] * w[out])
     return y
+
+
+def naive_filter(
+    image: np.ndarray, kernel: np.ndarray, mode: str = "same", boundary: str = "constant", cval: float = 0.0
+) -> np.ndarray:
+    """One (H, W) plane: numpy.pad by the mode's sizes (SciPy's alignment) with the boundary, then a float64 loop."""
+    kh, kw = kernel.shape
+    pads = {
+        "valid": ((0, 0), (0, 0)),
+        "same": (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)),
+        "full": ((kh - 1, kh - 1), (kw - 1, kw - 1)),
+    }[mode]
+    extra = {"constant_values": cval} if boundary == "constant" else {}
+    padded = np.pad(np.asarray(image, np.float64), pads, mode=boundary, **extra)
+    return naive_correlate(padded[None, None], np.asarray(kernel, np.float64)[None, None])[0, 0]

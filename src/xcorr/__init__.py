@@ -12,13 +12,14 @@ Public API:
 from xcorr import kernels, nn
 from xcorr._version import __version__
 from xcorr.algo import algorithm_names as algorithms
-from xcorr.errors import UnsupportedError
+from xcorr.errors import ChannelsLastWarning, UnsupportedError
 from xcorr.fit import FitResult, fit_kernel
 from xcorr.functional import conv2d, corr2d, filter2d
 from xcorr.nn import convert
 from xcorr.planner import Choice, Plan, plan, tune, use
 
 __all__ = [
+    "ChannelsLastWarning",
     "Choice",
     "FitResult",
     "Plan",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from xcorr.errors import ChannelsLastWarning
 from xcorr.padding import BOUNDARIES, PADDING_MODES
 from xcorr.problem import Pair, Quad
 
@@ -64,15 +65,16 @@ def _float_dtype(dtype: torch.dtype, name: str) -> torch.dtype:
     raise TypeError(f"{name} has unsupported dtype {dtype}; use float32 or float64")
 
 
-def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
+def to_tensor(value: ArrayLike, name: str, dtype: torch.dtype | None = None) -> tuple[Tensor, bool]:
     """``value`` as a torch tensor without copying where possible, and whether it came from NumPy/lists.
 
-    Integer and bool data become float32; float16, bfloat16, float32 and float64 keep their dtype. Arrays in the
-    other byte order (``'>f4'`` from FITS files on a little-endian machine) are converted to the native one.
+    Integer and bool data become float32 (or ``dtype``, a float dtype, when given); float16, bfloat16, float32 and
+    float64 keep their dtype unless ``dtype`` is given. Arrays in the other byte order (``'>f4'`` from FITS files on
+    a little-endian machine) are converted to the native one.
     """
     if isinstance(value, Tensor):
-        dtype = _float_dtype(value.dtype, name)
-        return (value if value.dtype == dtype else value.to(dtype)), False
+        target = dtype or _float_dtype(value.dtype, name)
+        return (value if value.dtype == target else value.to(target)), False
     array = np.asarray(value)
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{name} must hold numbers, got a NumPy array of dtype {array.dtype}")
@@ -85,18 +87,23 @@ def to_tensor(value: ArrayLike, name: str) -> tuple[Tensor, bool]:
     with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs
         warnings.simplefilter("ignore", UserWarning)
         tensor = torch.from_numpy(array)
-    dtype = _float_dtype(tensor.dtype, name)
-    return (tensor if tensor.dtype == dtype else tensor.to(dtype)), True
+    target = _float_dtype(tensor.dtype, name)
+    if dtype is not None:
+        target = dtype
+    return (tensor if tensor.dtype == target else tensor.to(target)), True
 
 
-def to_common_tensors(first: ArrayLike, second: ArrayLike, names: tuple[str, str]) -> tuple[Tensor, Tensor, bool]:
-    """Both arguments as tensors of one promoted dtype on one device, and whether to hand NumPy back.
+def to_common_tensors(
+    first: ArrayLike, second: ArrayLike, names: tuple[str, str], dtype: torch.dtype | None = None
+) -> tuple[Tensor, Tensor, bool]:
+    """Both arguments as tensors of one promoted dtype (``dtype``, a float dtype, when given) on one device, and
+    whether to hand NumPy back.
 
     The result is NumPy only when neither argument was a torch tensor. Mixed float dtypes follow
     ``torch.promote_types`` (float32 with float64 -> float64, float16 with bfloat16 -> float32).
     """
-    a, a_numpy = to_tensor(first, names[0])
-    b, b_numpy = to_tensor(second, names[1])
+    a, a_numpy = to_tensor(first, names[0], dtype)
+    b, b_numpy = to_tensor(second, names[1], dtype)
     if a.device != b.device:
         raise ValueError(
             f"{names[0]} is on {a.device} but {names[1]} is on {b.device}; move both to one device, "
@@ -106,6 +113,32 @@ def to_common_tensors(first: ArrayLike, second: ArrayLike, names: tuple[str, str
         return a, b, a_numpy and b_numpy
     dtype = torch.promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(dtype), a_numpy and b_numpy
+
+
+def check_channel_axis(channel_axis: object, ndim: int) -> int | None:
+    """``channel_axis`` (scikit-image's): ``None``, or an axis of an image with at least 3 dims, made positive."""
+    if channel_axis is None:
+        return None
+    axis = integer(channel_axis, "channel_axis")
+    if ndim < 3:
+        raise ValueError(f"channel_axis={axis} needs an image with a channel axis besides (H, W), got {ndim}-D")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"channel_axis={axis} is out of range for a {ndim}-D image; use an axis in -{ndim}..{ndim - 1}"
+        )
+    return axis % ndim
+
+
+def warn_if_channels_last(shape: tuple[int, ...]) -> None:
+    """One line for an (H, W, 3|4) image filtered without ``channel_axis``: its (W, C) planes are what would be
+    filtered."""
+    if len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+        warnings.warn(
+            f"image of shape {shape} looks like channels-last colour (H, W, C), but filter2d filters the last two "
+            f"axes, here {shape[0]} planes of {shape[1]}x{shape[2]}; pass channel_axis=-1 to filter each channel",
+            ChannelsLastWarning,
+            stacklevel=3,
+        )
 
 
 def check_ndim(t: Tensor, name: str, allowed: Sequence[int], layout: str) -> None:

@@ -11,9 +11,10 @@ import functools
 from typing import overload
 
 import numpy as np
+import torch
 from torch import Tensor
 
-from xcorr import arguments
+from xcorr import arguments, results
 from xcorr.arguments import ArrayLike, NumpyLike, Result
 from xcorr.autograd import correlate
 from xcorr.boundaries import correlate_extended
@@ -64,15 +65,42 @@ def corr2d(x: ArrayLike, k: ArrayLike) -> Result:
 
 @overload
 def filter2d(
-    image: Tensor, kernel: ArrayLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+    image: Tensor,
+    kernel: ArrayLike,
+    *,
+    mode: str = ...,
+    boundary: str = ...,
+    cval: float = ...,
+    channel_axis: int | None = ...,
+    dtype: object = ...,
+    out: Tensor | None = ...,
+    algo: str = ...,
 ) -> Tensor: ...
 @overload
 def filter2d(
-    image: NumpyLike, kernel: NumpyLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+    image: NumpyLike,
+    kernel: NumpyLike,
+    *,
+    mode: str = ...,
+    boundary: str = ...,
+    cval: float = ...,
+    channel_axis: int | None = ...,
+    dtype: object = ...,
+    out: np.ndarray | None = ...,
+    algo: str = ...,
 ) -> np.ndarray: ...
 @overload
 def filter2d(
-    image: ArrayLike, kernel: ArrayLike, *, mode: str = ..., boundary: str = ..., cval: float = ..., algo: str = ...
+    image: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    mode: str = ...,
+    boundary: str = ...,
+    cval: float = ...,
+    channel_axis: int | None = ...,
+    dtype: object = ...,
+    out: Result | None = ...,
+    algo: str = ...,
 ) -> Result: ...
 def filter2d(
     image: ArrayLike,
@@ -81,12 +109,16 @@ def filter2d(
     mode: str = "same",
     boundary: str = "constant",
     cval: float = 0.0,
+    channel_axis: int | None = None,
+    dtype: object = None,
+    out: Result | None = None,
     algo: str = "auto",
 ) -> Result:
     """Cross-correlate every (H, W) slice of ``image`` with one 2-D ``kernel``, as an image filter.
 
     Args:
-        image: (H, W) or (..., H, W); every leading slice is filtered with the same kernel.
+        image: (H, W) or (..., H, W); every leading slice is filtered with the same kernel. Any real dtype:
+            integers (uint8, uint16 photos) are filtered in float32.
         kernel: (kh, kw). Correlation, not convolution: flip the kernel (``kernel[::-1, ::-1]``) to convolve.
         mode: output size, exactly as ``scipy.signal.correlate2d``: ``"valid"`` (H - kh + 1, W - kw + 1),
             ``"same"`` (H, W), centred as SciPy centres it, even kernels included, or ``"full"``
@@ -95,10 +127,19 @@ def filter2d(
             ``"reflect"`` (d c b | a b c d | c b a), ``"symmetric"`` (c b a | a b c | c b a), ``"edge"``,
             ``"wrap"``. The result equals ``numpy.pad`` followed by a valid correlation.
         cval: the value outside the image for ``boundary="constant"``.
+        channel_axis: scikit-image's convention: the axis holding colour channels (``-1`` for (H, W, 3) photos
+            as Pillow, imageio and OpenCV give them), each channel filtered with the kernel and kept where it
+            was; the spatial axes are the last two other axes. ``None``: the last two axes are spatial (an
+            (H, W, 3|4) image then gets a :class:`xcorr.ChannelsLastWarning`).
+        dtype: the result's dtype (NumPy or torch; ``None``: the inputs' promotion, integers -> float32). A float
+            dtype is also the one computed in; an integer dtype gets each value rounded half to even and
+            saturated to its range, as OpenCV's ``ddepth=-1`` (NaN -> 0).
+        out: an array (NumPy result) or tensor (torch result) of the result's shape to write into; its dtype is
+            the result's when ``dtype`` is None. Returned. Not with inputs that require grad.
         algo: ``"auto"`` or a name from :func:`xcorr.algorithms`.
 
     Returns:
-        (..., Ho, Wo) of the promoted dtype (integers -> float32); NumPy when both inputs are NumPy.
+        (..., Ho, Wo), with the channel axis where ``channel_axis`` says; NumPy when both inputs are NumPy.
 
     Example:
         >>> import numpy as np
@@ -106,8 +147,25 @@ def filter2d(
         array([[1., 1., 0.],
                [0., 1., 1.],
                [1., 0., 1.]])
+        >>> photo = np.full((4, 5, 3), 200, np.uint8)
+        >>> filter2d(photo, np.full((3, 3), 0.2), channel_axis=-1, dtype=np.uint8)[0, 0]
+        array([160, 160, 160], dtype=uint8)
     """
-    x, k, to_numpy = arguments.to_common_tensors(image, kernel, ("image", "kernel"))
+    if not isinstance(image, Tensor):
+        image = np.asarray(image)
+    axis = arguments.check_channel_axis(channel_axis, image.ndim)
+    if axis is None:
+        arguments.warn_if_channels_last(tuple(image.shape))
+    else:
+        image = image.movedim(axis, -3) if isinstance(image, Tensor) else np.moveaxis(image, axis, -3)
+    tensors = [a for a in (image, kernel) if isinstance(a, Tensor)]
+    where = results.destination(
+        dtype,
+        out,
+        numpy=not tensors,
+        requires_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
+    )
+    x, k, to_numpy = arguments.to_common_tensors(image, kernel, ("image", "kernel"), where.compute_dtype)
     arguments.check_ndim(x, "image", range(2, 64), "(H, W) or (..., H, W)")
     arguments.check_ndim(k, "kernel", (2,), "2-D (kh, kw)")
     mode = arguments.check_mode(mode)
@@ -119,10 +177,21 @@ def filter2d(
     if mode == "valid":
         arguments.fits_or_raise((h, w), (kh, kw), "use mode='same' or pad the input")
     leading = x.shape[:-2]
-    x = x.reshape(-1, 1, h, w)
     padding = arguments.mode_padding(mode, (kh, kw))
-    y = correlate_extended(x, k[None, None], padding=padding, boundary=boundary, cval=cval, algo=algo)
-    return _hand_back(y.reshape(*leading, *y.shape[-2:]), to_numpy)
+    size = (h + padding[0] + padding[1] - kh + 1, w + padding[2] + padding[3] - kw + 1)
+    results.check_out_shape(where, _channel_moved_back((*leading, *size), axis))
+    y = correlate_extended(
+        x.reshape(-1, 1, h, w), k[None, None], padding=padding, boundary=boundary, cval=cval, algo=algo
+    )
+    return results.hand_back(y.reshape(*leading, *size), where, axis, to_numpy)
+
+
+def _channel_moved_back(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
+    """The shape (..., C, Ho, Wo) with C moved to ``axis``, as the caller lays the image out."""
+    if axis is None:
+        return shape
+    rest = [*shape[:-3], *shape[-2:]]
+    return (*rest[:axis], shape[-3], *rest[axis:])
 
 
 _Pair = int | tuple[int, int]

@@ -102,8 +102,9 @@ def filter_picture(picture: Picture, settings: FilterSettings) -> tuple[Picture,
     target_dtype = settings.dtype or source_dtype
     try:
         values = xcorr.filter2d(
-            picture.planes.astype(np.float64),
+            picture.planes,
             settings.kernel,
+            dtype=np.float64,  # computed in float64 straight from the file's samples, rounded and clipped below
             mode=settings.mode,
             boundary=settings.boundary,
             cval=settings.cval,
