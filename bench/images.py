@@ -3,8 +3,9 @@
 ``python -m bench.images [--quick]``. Three tables, each timed in interleaved rounds in one process
 (:func:`bench.timing.repeat_in_rounds`), medians per call, with the machine header first:
 
-1. 2048x2048 float32, kernels 5 and 31, each boundary: ``xcorr.filter2d`` and its time over ``constant``'s,
-   ``cv2.filter2D`` with the matching border (it has no ``wrap``), ``scipy.ndimage.correlate`` (its mode names).
+1. float32 images (2048x2048 grey, RGB 1080p as planes and channels last, a 64-image stack), each boundary:
+   ``xcorr.filter2d`` and its time over ``constant``'s, ``cv2.filter2D`` with the matching border (it has no
+   ``wrap``; plane by plane for a stack), ``scipy.ndimage.correlate`` (its mode names).
 2. 2048x2048 float32, ``constant``, kernels 3-63: ``xcorr.filter2d`` over ``cv2.filter2D``.
 3. uint8 RGB photos (1080p, 4K) channels last and a uint16 grey 2048x2048, ``reflect``: ``xcorr.filter2d(...,
    channel_axis=-1, dtype=<the input's>)`` beside ``cv2.filter2D(img, -1, k, BORDER_REFLECT_101)`` (same dtype in
@@ -49,11 +50,14 @@ def _xcorr(image: np.ndarray, k: np.ndarray, **options: object) -> Callable[[], 
 
 
 def _cv2(image: np.ndarray, k: np.ndarray, boundary: str) -> Callable[[], object]:
+    """``cv2.filter2D``: on the image itself (a plane, or channels last), or plane by plane for a stack."""
+    if image.ndim == 3 and image.shape[-1] > 4:
+        return lambda: [cv2.filter2D(plane, -1, k, borderType=CV2_BORDERS[boundary]) for plane in image]
     return lambda: cv2.filter2D(image, -1, k, borderType=CV2_BORDERS[boundary])
 
 
 def _ndimage(image: np.ndarray, k: np.ndarray, boundary: str) -> Callable[[], object]:
-    weights = k[:, :, None] if image.ndim == 3 else k
+    weights = k[:, :, None] if image.ndim == 3 and image.shape[-1] <= 4 else k[None] if image.ndim == 3 else k
     return lambda: scipy.ndimage.correlate(image, weights, mode=NDIMAGE_MODES[boundary])
 
 
@@ -74,29 +78,32 @@ def _median_ms(calls: dict[str, Callable[[], object]], policy: Policy) -> dict[s
     return {name: timing.median_s * 1e3 for name, timing in repeat_in_rounds(calls, policy).items()}
 
 
-def boundaries_table(size: int, kernels: tuple[int, ...], policy: Policy, rng: np.random.Generator) -> None:
-    image = rng.random((size, size)).astype(np.float32)
-    print(f"\n### {size}x{size} float32, every boundary\n")
-    print("| kernel | boundary | xcorr ms | over constant | cv2.filter2D ms | xcorr / cv2 | ndimage ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for ksize in kernels:
-        k = blur(ksize, rng)
-        calls: dict[str, Callable[[], object]] = {}
-        for boundary in BOUNDARIES:
-            calls[f"xcorr {boundary}"] = _xcorr(image, k, boundary=boundary)
-            if boundary in CV2_BORDERS:
-                calls[f"cv2 {boundary}"] = _cv2(image, k, boundary)
-            if ksize <= 5:  # ndimage is direct and single-threaded: 31x31 takes seconds
-                calls[f"ndimage {boundary}"] = _ndimage(image, k, boundary)
-        ms = _median_ms(calls, policy)
-        for boundary in BOUNDARIES:
-            ours, theirs = ms[f"xcorr {boundary}"], ms.get(f"cv2 {boundary}")
-            ratio = f"{ours / theirs:.2f}" if theirs else "no wrap"
-            ndimage = ms.get(f"ndimage {boundary}")
-            print(
-                f"| {ksize}x{ksize} | {boundary} | {ours:.1f} | {ours / ms['xcorr constant']:.2f} | "
-                f"{theirs or float('nan'):.1f} | {ratio} | {ndimage or float('nan'):.1f} |"
-            )
+def boundaries_table(
+    images: dict[str, tuple[tuple[int, ...], tuple[int, ...]]], policy: Policy, rng: np.random.Generator
+) -> None:
+    print("\n### float32 images, every boundary\n")
+    print("| image | kernel | boundary | xcorr ms | over constant | cv2.filter2D ms | xcorr / cv2 | ndimage ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, (shape, kernels, axis) in images.items():
+        image = rng.random(shape).astype(np.float32)
+        for ksize in kernels:
+            k = blur(ksize, rng)
+            calls: dict[str, Callable[[], object]] = {}
+            for boundary in BOUNDARIES:
+                calls[f"xcorr {boundary}"] = _xcorr(image, k, boundary=boundary, channel_axis=axis)
+                if boundary in CV2_BORDERS:
+                    calls[f"cv2 {boundary}"] = _cv2(image, k, boundary)
+                if ksize <= 5:  # ndimage is direct and single-threaded: 31x31 takes seconds
+                    calls[f"ndimage {boundary}"] = _ndimage(image, k, boundary)
+            ms = _median_ms(calls, policy)
+            for boundary in BOUNDARIES:
+                ours, theirs = ms[f"xcorr {boundary}"], ms.get(f"cv2 {boundary}")
+                ratio = f"{ours / theirs:.2f}" if theirs else "no wrap"
+                ndimage = ms.get(f"ndimage {boundary}")
+                print(
+                    f"| {name} | {ksize}x{ksize} | {boundary} | {ours:.2f} | {ours / ms['xcorr constant']:.2f} | "
+                    f"{theirs or float('nan'):.2f} | {ratio} | {ndimage or float('nan'):.1f} |"
+                )
 
 
 def kernels_table(size: int, kernels: tuple[int, ...], policy: Policy, rng: np.random.Generator) -> None:
@@ -147,7 +154,16 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(describe(set_threads(args.threads)), indent=1))
     rng = np.random.default_rng(args.seed)
     policy, scale = (QUICK_POLICY, 8) if args.quick else (FULL_POLICY, 1)
-    boundaries_table(2048 // scale, (5, 31), policy, rng)
+    boundaries_table(
+        {
+            f"gray {2048 // scale}²": ((2048 // scale, 2048 // scale), (3, 5, 9, 31), None),
+            f"rgb planes 3x{1080 // scale}x{1920 // scale}": ((3, 1080 // scale, 1920 // scale), (5, 31), None),
+            f"rgb channels last {1080 // scale}x{1920 // scale}x3": ((1080 // scale, 1920 // scale, 3), (5,), -1),
+            "stack 64x64x64": ((64, 64, 64), (5,), None),
+        },
+        policy,
+        rng,
+    )
     kernels_table(2048 // scale, (3, 5, 7, 9, 15, 31, 63), policy, rng)
     photos = {
         "RGB 1080p uint8": rng.integers(0, 256, (1080 // scale, 1920 // scale, 3), dtype=np.uint8),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -202,3 +203,35 @@ def test_second_derivatives(algo: str) -> None:
         pytest.skip(f"{algo} does not run a 3x3 single-channel filter")
     w.requires_grad_(not needs_low_rank(algo, case))
     assert torch.autograd.gradgradcheck(lambda a, b: case.run(a, b, algo), (x, w))
+
+
+BOUNDARIES = ["constant", "reflect", "symmetric", "edge", "wrap"]
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("size", [(9, 11), (515, 520)])  # the padded copy, and the border bands
+def test_integer_images_in_every_boundary(algo: str, boundary: str, size: tuple[int, int]) -> None:
+    """uint8 channels-last input, every boundary, each algorithm forced: numpy.pad then SciPy in float64, within
+    the algorithm's float32 error bound (as above: relative to the sum of |products|, or absolute for transforms)."""
+    rng = np.random.default_rng(size[0])
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    kernel = rng.integers(-2, 3, (3, 4)).astype(np.float32)
+    algorithm = get_algorithm(algo)
+    x, w = torch.zeros(1, 1, size[0], 3 * size[1]), torch.zeros(1, 1, 3, 4)
+    dilated = problem_for(x, w, stride=(1, 1), padding=(1, 1, 3, 6), dilation=(1, 3), groups=1)
+    if algorithm.unsupported(dilated) is not None:
+        with pytest.raises(xcorr.UnsupportedError, match=f"algo='{algo}' cannot compute"):
+            xcorr.filter2d(image, kernel, boundary=boundary, channel_axis=-1, algo=algo)
+        return
+    result = xcorr.filter2d(image, kernel, boundary=boundary, cval=7.0, channel_axis=-1, algo=algo)
+    extra = {"constant_values": 7.0} if boundary == "constant" else {}
+    eps = float(torch.finfo(torch.float32).eps)
+    for channel in range(3):
+        padded = np.pad(image[..., channel].astype(np.float64), ((1, 1), (1, 2)), mode=boundary, **extra)
+        expected = scipy.signal.correlate2d(padded, kernel.astype(np.float64), "valid")
+        if algorithm.exact:
+            bound = 16 * eps * scipy.signal.correlate2d(padded, np.abs(kernel), "valid") * 12**0.5
+        else:
+            bound = 64 * eps * 255 * np.abs(kernel).sum() * np.log2(4 + max(size) + 4)
+        assert np.all(np.abs(result[..., channel] - expected) <= bound + 1e-12)

@@ -1,5 +1,7 @@
-"""Every boundary on images large enough to take the border-band road (no padded copy), against numpy.pad
-then SciPy, and against torch's padding for conv2d's padding_mode, values and gradients."""
+"""Every boundary on images large enough to take the border-band road (no padded copy; at least
+``xcorr.boundaries.BAND_MIN_ELEMENTS`` input elements), against numpy.pad then SciPy, and against torch's
+padding for conv2d's padding_mode, values and gradients. Smaller images (the padded copy) are covered by
+test_filter2d.py."""
 
 import numpy as np
 import pytest
@@ -10,11 +12,17 @@ from hypothesis import strategies as st
 
 import xcorr
 from tests.test_filter2d import BOUNDARIES, scipy_filter
+from xcorr.boundaries import BAND_MIN_ELEMENTS
 
 
-@settings(max_examples=25, deadline=None)
+def test_these_images_take_the_band_road() -> None:
+    """The sizes below (and test_algorithms.py's integer images) lie above the threshold: if it moves, they must."""
+    assert min(890 * 890, 3 * 520 * 530, 4 * 500 * 410, 900 * 880, 517 * 522 * 3, 515 * 520 * 3) >= BAND_MIN_ELEMENTS
+
+
+@settings(max_examples=12, deadline=None)
 @given(
-    size=st.tuples(st.integers(256, 300), st.integers(256, 300)),
+    size=st.tuples(st.integers(890, 960), st.integers(890, 960)),
     kernel=st.tuples(st.integers(1, 9), st.integers(1, 9)),
     mode=st.sampled_from(["same", "full"]),
     boundary=st.sampled_from(BOUNDARIES),
@@ -32,7 +40,7 @@ def test_large_images_match_numpy_pad_then_scipy(
 
 def test_a_stack_in_float32_matches_per_plane_float64() -> None:
     rng = np.random.default_rng(3)
-    stack, k = rng.standard_normal((3, 260, 270)).astype(np.float32), rng.standard_normal((5, 7))
+    stack, k = rng.standard_normal((3, 520, 530)).astype(np.float32), rng.standard_normal((5, 7))
     result = xcorr.filter2d(stack, k.astype(np.float32), boundary="reflect")
     assert result.dtype == np.float32
     for plane, expected in zip(result, stack.astype(np.float64), strict=True):
@@ -48,7 +56,7 @@ def test_conv2d_padding_modes_match_torch_values_and_gradients(
     padding_mode: str, stride: object, dilation: object, padding: object
 ) -> None:
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 4, 130, 140, dtype=torch.float64, generator=generator, requires_grad=True)
+    x = torch.randn(1, 4, 500, 410, dtype=torch.float64, generator=generator, requires_grad=True)
     w = torch.randn(6, 2, 3, 5, dtype=torch.float64, generator=generator, requires_grad=True)
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
     got = xcorr.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=2, padding_mode=padding_mode)
@@ -62,13 +70,13 @@ def test_conv2d_padding_modes_match_torch_values_and_gradients(
 @pytest.mark.parametrize("boundary", BOUNDARIES[1:])
 def test_filter2d_gradients_on_the_band_road(boundary: str) -> None:
     generator = torch.Generator().manual_seed(1)
-    image = torch.randn(256, 260, dtype=torch.float64, generator=generator, requires_grad=True)
+    image = torch.randn(900, 880, dtype=torch.float64, generator=generator, requires_grad=True)
     kernel = torch.randn(4, 5, dtype=torch.float64, generator=generator, requires_grad=True)
     got = xcorr.filter2d(image, kernel, boundary=boundary)
     numpy_to_torch = {"reflect": "reflect", "symmetric": None, "edge": "replicate", "wrap": "circular"}
     if numpy_to_torch[boundary] is None:  # torch has no symmetric padding: gather with numpy.pad's indices
-        rows = np.pad(np.arange(256), (1, 2), mode="symmetric")
-        cols = np.pad(np.arange(260), (2, 2), mode="symmetric")
+        rows = np.pad(np.arange(900), (1, 2), mode="symmetric")
+        cols = np.pad(np.arange(880), (2, 2), mode="symmetric")
         padded = image[torch.from_numpy(rows)][:, torch.from_numpy(cols)]
     else:
         padded = F.pad(image[None, None], (2, 2, 1, 2), mode=numpy_to_torch[boundary])[0, 0]
@@ -78,3 +86,15 @@ def test_filter2d_gradients_on_the_band_road(boundary: str) -> None:
     torch.testing.assert_close(
         torch.autograd.grad(got, (image, kernel), seed), torch.autograd.grad(expected, (image, kernel), seed)
     )
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", ["same", "full"])
+def test_channels_last_rows_extend_whole_pixels(boundary: str, mode: str) -> None:
+    """(H, W, C) filtered in place as rows of interleaved samples: each channel as if filtered alone."""
+    rng = np.random.default_rng(5)
+    image, k = rng.standard_normal((517, 522, 3)), rng.standard_normal((4, 5))
+    result = xcorr.filter2d(image, k, mode=mode, boundary=boundary, cval=0.5, channel_axis=-1)
+    for channel in range(3):
+        expected = scipy_filter(image[..., channel], k, mode, boundary, 0.5)
+        np.testing.assert_allclose(result[..., channel], expected, rtol=1e-10, atol=1e-10)

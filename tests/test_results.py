@@ -84,10 +84,10 @@ def test_a_float_dtype_is_computed_in() -> None:
     np.testing.assert_allclose(result, naive_filter(image, kernel), rtol=1e-13)
 
 
-def test_nan_becomes_zero_in_an_integer_dtype() -> None:
+def test_nan_becomes_the_minimum_of_an_integer_dtype() -> None:
     image = np.array([[1.0, np.nan, 1.0, 1.0]])
     result = xcorr.filter2d(image, np.array([[1.0]]), dtype=np.uint8)
-    np.testing.assert_array_equal(result, [[1, 0, 1, 1]])
+    np.testing.assert_array_equal(result, [[1, 0, 1, 1]])  # the minimum of uint8, as OpenCV
 
 
 @pytest.mark.parametrize("dtype", [None, np.uint8])

@@ -133,7 +133,7 @@ def filter2d(
             (H, W, 3|4) image then gets a :class:`xcorr.ChannelsLastWarning`).
         dtype: the result's dtype (NumPy or torch; ``None``: the inputs' promotion, integers -> float32). A float
             dtype is also the one computed in; an integer dtype gets each value rounded half to even and
-            saturated to its range, as OpenCV's ``ddepth=-1`` (NaN -> 0).
+            saturated to its range, as OpenCV's ``ddepth=-1`` (NaN -> the dtype's minimum).
         out: an array (NumPy result) or tensor (torch result) of the result's shape to write into; its dtype is
             the result's when ``dtype`` is None. Returned. Not with inputs that require grad.
         algo: ``"auto"`` or a name from :func:`xcorr.algorithms`.
@@ -154,9 +154,10 @@ def filter2d(
     if not isinstance(image, Tensor):
         image = np.asarray(image)
     axis = arguments.check_channel_axis(channel_axis, image.ndim)
+    channels_last = axis == image.ndim - 1  # filtered in place, as rows of interleaved samples
     if axis is None:
         arguments.warn_if_channels_last(tuple(image.shape))
-    else:
+    elif not channels_last:
         image = image.movedim(axis, -3) if isinstance(image, Tensor) else np.moveaxis(image, axis, -3)
     tensors = [a for a in (image, kernel) if isinstance(a, Tensor)]
     where = results.destination(
@@ -171,19 +172,29 @@ def filter2d(
     mode = arguments.check_mode(mode)
     boundary = arguments.check_boundary(boundary)
     cval = arguments.check_cval(cval)
-    (h, w), (kh, kw) = x.shape[-2:], k.shape
+    samples = x.shape[-1] if channels_last else 1
+    spatial = x.ndim - (3 if channels_last else 2)
+    (h, w), (kh, kw) = x.shape[spatial : spatial + 2], k.shape
     arguments.check_not_empty((h, w), "image")
     arguments.check_not_empty((kh, kw), "kernel")
     if mode == "valid":
         arguments.fits_or_raise((h, w), (kh, kw), "use mode='same' or pad the input")
-    leading = x.shape[:-2]
-    padding = arguments.mode_padding(mode, (kh, kw))
-    size = (h + padding[0] + padding[1] - kh + 1, w + padding[2] + padding[3] - kw + 1)
-    results.check_out_shape(where, _channel_moved_back((*leading, *size), axis))
+    leading = x.shape[:spatial]
+    top, bottom, left, right = arguments.mode_padding(mode, (kh, kw))
+    size = (h + top + bottom - kh + 1, w + left + right - kw + 1)
+    computed = (*leading, *size, samples) if channels_last else (*leading, *size)
+    results.check_out_shape(where, computed if channels_last else _channel_moved_back(computed, axis))
     y = correlate_extended(
-        x.reshape(-1, 1, h, w), k[None, None], padding=padding, boundary=boundary, cval=cval, algo=algo
+        x.reshape(-1, 1, h, w * samples),
+        k[None, None],
+        padding=(top, bottom, left * samples, right * samples),
+        boundary=boundary,
+        cval=cval,
+        dilation=(1, samples),
+        algo=algo,
+        samples=samples,
     )
-    return results.hand_back(y.reshape(*leading, *size), where, axis, to_numpy)
+    return results.hand_back(y.reshape(computed), where, None if channels_last else axis, to_numpy)
 
 
 def _channel_moved_back(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:

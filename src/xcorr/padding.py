@@ -19,15 +19,27 @@ PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
 """``conv2d(padding_mode=...)`` names, as in ``torch.nn.Conv2d``, and the ``numpy.pad`` mode each one is."""
 
 
-def source_indices(size: int, before: int, after: int, boundary: str) -> np.ndarray:
+MAX_RUNS = 16
+"""Selections in more runs than this (pads many times wider than the image, interleaved samples) gather."""
+
+
+def source_indices(size: int, before: int, after: int, boundary: str, samples: int = 1) -> np.ndarray:
     """Index into an axis of length ``size`` for each of the ``before + size + after`` padded positions (int64).
 
-    NumPy, because it is cheap on the small spans border bands and Dask windows ask for.
+    NumPy, because it is cheap on the small spans border bands and Dask windows ask for. With ``samples > 1``
+    the axis holds pixels of that many interleaved values (a channels-last row) and ``size``, ``before`` and
+    ``after`` count values, multiples of ``samples``: whole pixels are reflected or wrapped, each keeping its
+    channels in order.
 
     Example:
         >>> source_indices(3, 2, 2, "symmetric").tolist()
         [1, 0, 0, 1, 2, 2, 1]
+        >>> source_indices(4, 2, 0, "reflect", samples=2).tolist()  # two RGB-like pixels of two values each
+        [2, 3, 0, 1, 2, 3]
     """
+    if samples > 1:
+        pixels = source_indices(size // samples, before // samples, after // samples, boundary)
+        return (pixels[:, None] * samples + np.arange(samples)).ravel()
     i = np.arange(-before, size + after, dtype=np.int64)
     if boundary == "edge":
         return i.clip(0, size - 1)
@@ -49,11 +61,12 @@ def index_tensor(index: np.ndarray, device: torch.device) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(index)).to(device)
 
 
-def pad(x: Tensor, padding: tuple[int, int, int, int], boundary: str, cval: float = 0.0) -> Tensor:
+def pad(x: Tensor, padding: tuple[int, int, int, int], boundary: str, cval: float = 0.0, samples: int = 1) -> Tensor:
     """Extend the last two dims of ``x`` by (top, bottom, left, right) as ``numpy.pad(..., mode=boundary)``.
 
     Shapes: ``x`` (..., H, W) -> (..., H + top + bottom, W + left + right), same dtype and device;
-    differentiable. ``cval`` is the fill value for ``boundary="constant"``.
+    differentiable. ``cval`` is the fill value for ``boundary="constant"``; ``samples``: the rows are pixels of
+    that many interleaved values, as :func:`source_indices`.
 
     Example:
         >>> pad(torch.tensor([[1., 2., 3.]]), (0, 0, 2, 1), "reflect")
@@ -63,6 +76,33 @@ def pad(x: Tensor, padding: tuple[int, int, int, int], boundary: str, cval: floa
     if boundary == "constant":
         return F.pad(x, (left, right, top, bottom), value=cval)
     height, width = int(x.shape[-2]), int(x.shape[-1])  # ints under jit.trace too, where sizes are tensors
-    rows = index_tensor(source_indices(height, top, bottom, boundary), x.device)
-    cols = index_tensor(source_indices(width, left, right, boundary), x.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
+    rows = take(x, -2, source_indices(height, top, bottom, boundary))
+    return take(rows, -1, source_indices(width, left, right, boundary, samples)).contiguous()
+
+
+def take(x: Tensor, dim: int, index: np.ndarray) -> Tensor:
+    """``x.index_select(dim, index)``, as a few slices (runs of ascending, descending or repeated indices) joined
+    where the index has at most :data:`MAX_RUNS` of them, since torch's gather costs ~10 ns an element, ten times
+    a copy. Differentiable.
+
+    Example:
+        >>> take(torch.arange(5.0), -1, np.array([2, 1, 0, 1, 2, 3, 4, 4])).tolist()
+        [2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 4.0]
+    """
+    if torch.compiler.is_compiling():  # dynamo traces NumPy as tensors: the runs below would be data-dependent
+        return x.index_select(dim, index_tensor(index, x.device))
+    steps, i = np.diff(index), 0
+    pieces: list[Tensor] = []
+    while i < len(index) and len(pieces) <= MAX_RUNS:
+        step = int(steps[i]) if i < len(steps) and abs(int(steps[i])) <= 1 else 1
+        other = np.flatnonzero(steps[i:] != step)
+        stop = i + 1 + int(other[0]) if len(other) else len(index)
+        first, last = int(index[i]), int(index[stop - 1])
+        piece = x.narrow(dim, min(first, last), abs(last - first) + 1)
+        if step == 0:
+            piece = piece.expand(*piece.shape[:dim], stop - i, *piece.shape[dim:][1:])
+        pieces.append(piece.flip(dim) if step == -1 else piece)
+        i = stop
+    if len(pieces) > MAX_RUNS:
+        return x.index_select(dim, index_tensor(index, x.device))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
