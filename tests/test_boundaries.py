@@ -98,3 +98,45 @@ def test_channels_last_rows_extend_whole_pixels(boundary: str, mode: str) -> Non
     for channel in range(3):
         expected = scipy_filter(image[..., channel], k, mode, boundary, 0.5)
         np.testing.assert_allclose(result[..., channel], expected, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(1, 30),
+    width=st.sampled_from([1, 3, 17, 60, 256, 290]),  # narrow rows run in blocks, wide ones in rows of four or one
+    kernel=st.tuples(st.sampled_from([1, 2, 3, 5, 7, 12]), st.integers(1, 6)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.tuples(st.integers(0, 40), st.integers(0, 7)),
+    padding_mode=st.sampled_from(sorted(TORCH_MODES)),
+    seed=st.integers(0, 2**16),
+)
+def test_the_direct_kernels_read_every_padding_mode(
+    height: int,
+    width: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: tuple[int, int],
+    padding_mode: str,
+    seed: int,
+) -> None:
+    """Without autograd, the direct kernels extend rows and border strips themselves (pads wider than the image
+    too): against numpy.pad, then torch's convolution in float64."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.standard_normal((1, 2, height, width)))
+    w = torch.from_numpy(rng.standard_normal((3, 2, *kernel)))
+    numpy_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[padding_mode]
+    pads = ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2)
+    padded = torch.from_numpy(np.pad(x.numpy(), pads, mode=numpy_mode))
+    extent = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if (
+        padded.shape[-2] < extent[0]
+        or padded.shape[-1] < extent[1]
+        or (numpy_mode == "reflect" and 1 in (height, width))
+    ):
+        return
+    got = xcorr.conv2d(
+        x, w, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, algo="direct"
+    )
+    torch.testing.assert_close(got, F.conv2d(padded, w, stride=stride, dilation=dilation))

@@ -82,7 +82,7 @@ def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 _PLAIN = (Tensor, torch.nn.Parameter)
 
 
-def _traced(*tensors: Tensor) -> bool:
+def traced(*tensors: Tensor) -> bool:
     """Whether the call is traced or transformed (compile, export, jit.trace, torch.func, a tensor subclass such as
     fake or functional tensors), so it must go through the registered operator and read no data."""
     if _tracing():
@@ -116,7 +116,7 @@ def _through_operator(
 def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: Tensor | None = None) -> Tensor:
     """Differentiable correlation of ``x`` with ``w`` for a known ``problem``, plus ``bias`` (O,) per output channel
     (also what the backward calls, without a bias)."""
-    if _traced(x, w):
+    if traced(x, w):
         y = _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
         return _add_bias(y, bias)
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
@@ -186,7 +186,7 @@ def correlate(
     """
     if torch.is_autocast_enabled(x.device.type):  # torch's policy for convolutions: the autocast dtype
         x, w = _autocast(x), _autocast(w)
-    if _traced(x, w):
+    if traced(x, w):
         return _add_bias(_through_operator(x, w, stride, padding, dilation, groups, algo), bias)
     problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return correlate_problem(x, w, problem, algo, bias)

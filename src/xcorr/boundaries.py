@@ -1,12 +1,15 @@
 """Correlation with any boundary at the speed of zero padding: no padded copy of the image.
 
-Only the output pixels near the edge read outside the image, and only they depend on the boundary. So
-:func:`correlate_extended` computes the whole output once with zero padding (which the algorithms handle inside
-their kernels, by border strips), then recomputes the four border bands (the top and bottom rows, the left and
-right columns between them, each as thin as the padding) from small extended windows of the image, built by
-indexing with ``numpy.pad``'s rule for the boundary. The extra work is the bands, a few percent of the image;
-a padded copy of a large image costs as much as the filter itself.
+Where the planner runs the direct algorithm and no autograd or tracing is involved (image filtering), its
+kernels read the boundary themselves: rows and border strips from reflected, wrapped or repeated rows and
+columns instead of zeros (:func:`xcorr.algo.direct.run_extended`), at the cost of zero padding.
 
+Elsewhere (other algorithms, gradients, compile) only the output pixels near the edge read outside the image,
+and only they depend on the boundary. So :func:`correlate_extended` computes the whole output once with zero
+padding (which the algorithms handle inside their kernels, by border strips), then recomputes the four border
+bands (the top and bottom rows, the left and right columns between them, each as thin as the padding) from small
+extended windows of the image, built by indexing with ``numpy.pad``'s rule for the boundary. The extra work is
+the bands, a few percent of the image; a padded copy of a large image costs as much as the filter itself.
 Small images (under :data:`BAND_MIN_ELEMENTS` input elements) take a padded copy instead (slices joined, about
 1 ns per element): there, the bands' fixed cost exceeds the copy.
 """
@@ -19,9 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from xcorr.autograd import correlate
+from xcorr.algo import direct
+from xcorr.autograd import correlate, problem_for, traced
 from xcorr.padding import index_tensor, pad, source_indices, take
-from xcorr.problem import Pair, Quad
+from xcorr.planner import plan_problem
+from xcorr.problem import Pair, Problem, Quad
 
 BAND_MIN_ELEMENTS = 3 * 2**18
 """Inputs smaller than this are padded whole: the bands' four windows and two extra engine calls cost a fixed
@@ -67,6 +72,11 @@ def correlate_extended(
     settings: dict[str, Any] = {"bias": bias, "stride": stride, "dilation": dilation, "groups": groups, "algo": algo}
     if not any(padding) or (boundary == "constant" and cval == 0):
         return correlate(x, w, padding=padding, **settings)
+    if boundary != "constant":
+        problem = _direct_without_autograd(x, w, padding, settings)
+        if problem is not None:
+            y = direct.run_extended(x, w, problem, boundary, samples)
+            return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     (height, width), (kh, kw) = _sizes(x), _sizes(w)
     extent = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     rows = _interior(height, padding[0], padding[1], extent[0], stride[0])
@@ -98,6 +108,20 @@ def correlate_extended(
         for ((r0, r1), (c0, c1)), result in zip(bands, results, strict=True):
             y[..., r0:r1, c0:c1] = result
     return y
+
+
+def _direct_without_autograd(x: Tensor, w: Tensor, padding: Quad, settings: dict[str, Any]) -> Problem | None:
+    """The zero-padded problem, where the planner runs it with the direct algorithm and nothing records the call
+    (no gradient, tracing or autocast): then the boundary is read inside the direct kernels, at no extra cost."""
+    bias = settings["bias"]
+    tensors = (x, w) if bias is None else (x, w, bias)
+    if traced(x, w) or torch.is_autocast_enabled(x.device.type) or x.device.type != "cpu":
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
+    problem = problem_for(x, w, padding=padding, **geometry)
+    return problem if plan_problem(problem, algo=settings["algo"]).forward.algorithm == "direct" else None
 
 
 def _correlate_band(window: Tensor, w: Tensor, settings: dict[str, Any]) -> Tensor:

@@ -26,7 +26,8 @@ MAX_RUNS = 16
 def source_indices(size: int, before: int, after: int, boundary: str, samples: int = 1) -> np.ndarray:
     """Index into an axis of length ``size`` for each of the ``before + size + after`` padded positions (int64).
 
-    NumPy, because it is cheap on the small spans border bands and Dask windows ask for. With ``samples > 1``
+    ``-1`` marks a position outside the image under ``"constant"`` (it takes the fill value). NumPy, because it is
+    cheap on the small spans border bands and Dask windows ask for, and the numba kernels read it. With ``samples > 1``
     the axis holds pixels of that many interleaved values (a channels-last row) and ``size``, ``before`` and
     ``after`` count values, multiples of ``samples``: whole pixels are reflected or wrapped, each keeping its
     channels in order.
@@ -39,8 +40,10 @@ def source_indices(size: int, before: int, after: int, boundary: str, samples: i
     """
     if samples > 1:
         pixels = source_indices(size // samples, before // samples, after // samples, boundary)
-        return (pixels[:, None] * samples + np.arange(samples)).ravel()
+        return np.where(pixels[:, None] < 0, -1, pixels[:, None] * samples + np.arange(samples)).ravel()
     i = np.arange(-before, size + after, dtype=np.int64)
+    if boundary == "constant":  # no source: the fill value
+        return np.where((i >= 0) & (i < size), i, -1)
     if boundary == "edge":
         return i.clip(0, size - 1)
     if boundary == "wrap":

@@ -33,7 +33,9 @@ from xcorr import costs
 from xcorr.algo import fourrows
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
+from xcorr.algo.strips import extend_line
 from xcorr.algo.threads import run_tasks
+from xcorr.padding import source_indices
 from xcorr.problem import Problem
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -47,12 +49,15 @@ PAGE_BYTES = 4096
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
+def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension):  # type: ignore[no-untyped-def]
     """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
 
-    The interior columns read ``x2`` in place. The border columns, whose taps reach into the zero padding, read
-    two small strips: copies of the few input columns they need between zeros, so no sweep tests a column.
+    ``extension`` is ``(top, left, row_source, col_source)``: the padding before the first row and column, and
+    for each padded row and column the input one it reads (:func:`xcorr.padding.source_indices`; -1: zero). The
+    interior columns read ``x2`` in place. The border columns, whose taps reach past the edge, read two small
+    strips: copies of the few (extended) input columns they need, so no sweep tests a column.
     """
+    _, left, row_source, col_source = extension  # the top padding is in row_source
     out_channels, channels_per_group, kh, kw = w4.shape
     outs_per_group = out_channels // groups
     width, out_width = x2.shape[1], y2.shape[1]
@@ -72,8 +77,8 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
         count = 0
         for ci in range(channels_per_group):
             for i in range(kh):
-                q = r * stride[0] + i * dilation[0] - top
-                if 0 <= q < height:
+                q = row_source[r * stride[0] + i * dilation[0]]
+                if q >= 0:
                     for j in range(kw):
                         rows[count] = (first_channel + ci) * height + q
                         strip_rows[count] = ci * kh + i
@@ -85,24 +90,24 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
         correlate_taps(out[lo:hi], x2, rows, offsets, weights, count, stride[1])
         for a, b in ((0, lo), (hi, out_width)):
             if a < b:
-                start = a * stride[1] - left  # input column of strip column 0
-                begin, end = max(0, start), min(width, (b - 1) * stride[1] + (kw - 1) * dilation[1] - left + 1)
+                start = a * stride[1]  # padded column of strip column 0
+                length = (b - 1 - a) * stride[1] + (kw - 1) * dilation[1] + 1
                 for t in range(0, count, kw):
-                    strip[strip_rows[t], :] = 0
-                    if begin < end:
-                        strip[strip_rows[t], begin - start : end - start] = x2[rows[t], begin:end]
+                    extend_line(strip[strip_rows[t]], x2[rows[t]], col_source, 0, length, start)
                 correlate_taps(out[a:b], strip, strip_rows, strip_offsets, weights, count, stride[1])
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, top, left, block_rows):  # type: ignore[no-untyped-def]
+def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, extension, block_rows):  # type: ignore[no-untyped-def]
     """Stride-1 problems with narrow rows: tasks ``first:stop`` of ``block_rows`` output rows of one (n, o) plane.
 
-    The input rows a block reads are copied, with their zero padding, into one buffer of padded-width rows;
+    ``extension`` as :func:`_correlate_rows`'s. The input rows a block reads are copied, extended (or with their
+    zero padding), into one buffer of padded-width rows;
     output row ``u`` column ``c`` then reads buffer element ``u * pitch + c + offset(tap)``, so the whole block is
     one long row for :func:`correlate_taps` (its few sweeps amortised over the block, not paid per short row),
     the ``pitch - Wo`` values between output rows computed and dropped.
     """
+    _, left, row_source, col_source = extension  # the top padding is in row_source
     out_channels, channels_per_group, kh, kw = w4.shape
     outs_per_group = out_channels // groups
     width, out_width = x2.shape[1], y2.shape[1]
@@ -125,10 +130,15 @@ def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_hei
         for ci in range(channels_per_group):
             for u in range(count_rows + (kh - 1) * dilation[0]):
                 line = block[0, (ci * in_rows + u) * pitch : (ci * in_rows + u + 1) * pitch]
-                q = first_row + u - top
-                line[:] = 0
-                if 0 <= q < height and begin < end:
-                    line[begin:end] = x2[(first_channel + ci) * height + q, begin - left : end - left]
+                q = row_source[first_row + u]
+                if q < 0:
+                    line[:] = 0
+                    continue
+                source = x2[(first_channel + ci) * height + q]
+                if begin < end:
+                    line[begin:end] = source[begin - left : end - left]
+                extend_line(line, source, col_source, 0, begin, 0)  # the padding columns
+                extend_line(line, source, col_source, end, pitch, 0)
             for i in range(kh):
                 for j in range(kw):
                     offsets[count] = (ci * in_rows + i * dilation[0]) * pitch + j * dilation[1]
@@ -173,27 +183,42 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     """Direct sum over the taps; zero padding handled in the kernel, never materialised as a padded image."""
+    return run_extended(x, w, problem, "constant")
+
+
+def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1) -> Tensor:
+    """:func:`run` with ``problem.padding`` extending ``x`` by ``boundary`` (a ``numpy.pad`` mode; ``"constant"``
+    is zeros) inside the kernels: the rows and border strips read reflected, wrapped or repeated rows and
+    columns, as they read zeros for zero padding. No padded copy, the cost of zero padding. ``samples``: the
+    rows hold pixels of that many interleaved values (channels last), as :func:`xcorr.padding.source_indices`.
+    """
     y, x2, y2 = row_arrays(x, problem)
     if y.numel() == 0:
         return y
-    n, c, h, _ = problem.input_shape
+    n, c, h, width = problem.input_shape
     _, o, ho, _ = problem.output_shape
     w4 = w.to(x.dtype).contiguous().numpy()
-    top, _, left, _ = problem.padding
+    top, bottom, left, right = problem.padding
+    extension = (
+        top,
+        left,
+        fourrows.row_sources(h, top, bottom, boundary),
+        source_indices(width, left, right, boundary, samples),
+    )
     seconds = cost(problem)
     mode = _mode(problem)
     if mode == "blocks":
         pitch = problem.padded_size[1]
         block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
         tasks = n * o * -(-ho // block_rows)
-        blocks = (c, h, problem.groups, ho, problem.dilation, top, left, block_rows)
+        blocks = (c, h, problem.groups, ho, problem.dilation, extension, block_rows)
         run_tasks(lambda first, stop: _correlate_blocks(x2, w4, y2, first, stop, *blocks), tasks, seconds)
     elif mode == "four rows":
-        geometry4 = (c, h, problem.groups, ho, top, left, problem.dilation[1])
+        geometry4 = (c, h, problem.groups, ho, problem.dilation[1], extension)
         tasks = n * o * -(-ho // 4)
         run_tasks(lambda first, stop: fourrows.correlate_blocks(x2, w4, y2, first, stop, *geometry4), tasks, seconds)
     else:
-        geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
+        geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
         run_tasks(lambda first, stop: _correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
     return y
 

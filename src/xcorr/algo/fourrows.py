@@ -26,6 +26,8 @@ from xcorr.algo.rowpass import (
     add_columns7_four_rows,
     correlate_3x3_four_rows,
 )
+from xcorr.algo.strips import extend_line
+from xcorr.padding import source_indices
 from xcorr.problem import Problem
 
 
@@ -44,6 +46,17 @@ def covers(problem: Problem) -> bool:
     return bool(_fives(kh) >= 0)
 
 
+def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray:
+    """The input row each padded row reads (:func:`xcorr.padding.source_indices`), plus three zero rows (-1): a
+    last, partial block of four rows reads up to three rows past the padding.
+
+    Example:
+        >>> row_sources(3, 1, 1, "reflect").tolist()
+        [1, 0, 1, 2, 1, -1, -1, -1]
+    """
+    return np.append(source_indices(height, top, bottom, boundary), np.full(3, -1, np.int64))
+
+
 @numba.njit(cache=True)
 def _fives(kh):  # type: ignore[no-untyped-def]
     """How many groups of five kernel rows, the rest in sevens, make up ``kh`` rows (fewest fives); -1 if none do."""
@@ -54,9 +67,11 @@ def _fives(kh):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, top, left, dilation_x):  # type: ignore[no-untyped-def]
+def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension):  # type: ignore[no-untyped-def]
     """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
-    (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``top``/``left`` zeros pad the input."""
+    (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``extension`` is ``(top, left, row_source,
+    col_source)``: the padding before, and the input row and column each padded one reads (-1: zero)."""
+    top, left, row_source, col_source = extension
     channels_per_group, kh, kw = w4.shape[1:]
     width, out_width = x2.shape[1], y2.shape[1]
     reach = (kw - 1) * dilation_x
@@ -72,16 +87,14 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
         r, o, first_channel, out_row, out = block
         q = r - top  # input row of the block's first kernel row
         for ci in range(channels_per_group):
-            src = rows_read(x2, (first_channel + ci) * height, q, height, window)
+            src = rows_read(x2, (first_channel + ci) * height, q, height, window, row_source[r : r + rows])
             for a, b in ((lo, hi), (0, lo), (hi, out_width)):  # the interior, then the borders
                 if a >= b:
                     continue
                 source, start = src, a - left
-                if a != lo or b != hi:  # a border: a copy of the input columns it reads, between zeros
-                    begin, end = max(0, start), min(width, b + reach - left)
-                    edge[:] = 0
-                    if begin < end:
-                        edge[:, begin - start : end - start] = src[:, begin:end]
+                if a != lo or b != hi:  # a border: a copy of the (extended) input columns it reads
+                    for s in range(rows):
+                        extend_line(edge[s], src[s], col_source, 0, b - a + reach, a)
                     source, start = edge, 0
                 # One call site: numba re-optimises a called kernel once per site.
                 _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, ci == 0)
@@ -104,15 +117,16 @@ def block_of(task, y2, scratch, out_height, out_channels, groups, channels, chan
 
 
 @numba.njit(cache=True, nogil=True)
-def rows_read(x2, channel, q, height, window):  # type: ignore[no-untyped-def]
+def rows_read(x2, channel, q, height, window, sources):  # type: ignore[no-untyped-def]
     """Input rows ``q .. q + len(window)`` of the channel whose ``height`` rows start at row ``channel`` of ``x2``:
-    a view of ``x2`` when all lie inside the image, else ``window`` filled with them and zero rows."""
+    a view of ``x2`` when all lie inside the image, else ``window`` filled with rows ``sources`` (the input row
+    each window row reads, as :func:`xcorr.padding.source_indices`; -1: a zero row)."""
     rows = window.shape[0]
     if q >= 0 and q + rows <= height:
         return x2[channel + q : channel + q + rows]
     for s in range(rows):
-        if 0 <= q + s < height:
-            window[s] = x2[channel + q + s]
+        if sources[s] >= 0:
+            window[s] = x2[channel + sources[s]]
         else:
             window[s] = 0
     return window

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
-from xcorr.algo.fourrows import block_of, rows_read
+from xcorr.algo.fourrows import block_of, row_sources, rows_read
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import add_column5_four_rows, add_column7_four_rows, correlate_taps
 from xcorr.algo.threads import run_tasks
@@ -86,7 +86,7 @@ def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups,
     register-blocked sweep (:func:`~xcorr.algo.rowpass.add_column7_four_rows`), each input row loaded once."""
     out_channels, channels_per_group, rank, kh = cols.shape
     kw = rows.shape[3]
-    stride_x, dilation_x, top, left = geometry
+    stride_x, dilation_x, top, left, row_source = geometry  # row_source: -1 for the zero rows
     width, out_width = x2.shape[1], y2.shape[1]
     margin = max(0, left)
     last_read = (out_width - 1) * stride_x + (kw - 1) * dilation_x - left
@@ -105,7 +105,7 @@ def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups,
         block = block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group)
         r, o, first_channel, out_row, out = block
         for ci in range(channels_per_group):
-            src = rows_read(x2, (first_channel + ci) * height, r - top, height, window)
+            src = rows_read(x2, (first_channel + ci) * height, r - top, height, window, row_source[r : r + kh + 3])
             for k in range(rank):
                 lines[:4, margin : margin + width] = 0
                 if kh == 7:
@@ -134,9 +134,10 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     n, c, h, _ = problem.input_shape
     _, o, ho, _ = problem.output_shape
     cols, rows = (f.to(x.dtype).numpy() for f in factors(w, problem.weight_rank))
-    top, _, left, _ = problem.padding
+    top, bottom, left, _ = problem.padding
     if _four_rows(problem):
-        blocks = (c, h, problem.groups, ho, (problem.stride[1], problem.dilation[1], top, left))
+        zero_rows = row_sources(h, top, bottom, "constant")
+        blocks = (c, h, problem.groups, ho, (problem.stride[1], problem.dilation[1], top, left, zero_rows))
         kernel = partial(_separable_blocks, x2, cols, rows, y2)
         run_tasks(lambda first, stop: kernel(first, stop, *blocks), n * o * -(-ho // 4), cost(problem))
     else:

@@ -106,9 +106,6 @@ class Window:
 
     def _source(self, size: int, before: int, after: int, start: int, stop: int) -> np.ndarray:
         """Input index of padded positions ``[start, stop)``; -1 outside the input under boundary "constant"."""
-        if self.boundary == "constant":
-            index = np.arange(start - before, stop - before)
-            return np.where((index >= 0) & (index < size), index, -1)
         return source_indices(size, before, after, self.boundary)[start:stop]
 
 
