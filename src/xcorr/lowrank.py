@@ -75,7 +75,16 @@ def factors(w: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     o, cg, kh, kw = w.shape
     if not 0 <= rank <= min(kh, kw):
         raise ValueError(f"rank must be between 0 and min(kh, kw) = {min(kh, kw)}, got {rank}")
-    slices = w.detach().to("cpu", torch.float64).reshape(o * cg, kh, kw)
+    values = w.detach().to("cpu", torch.float64).contiguous()
+    return _factors_of(values.numpy().tobytes(), (o, cg, kh, kw), rank)
+
+
+@functools.lru_cache(maxsize=256)
+def _factors_of(values: bytes, shape: tuple[int, int, int, int], rank: int) -> tuple[Tensor, Tensor]:
+    """:func:`factors` of the float64 ``values``, memoised as :func:`_rank_of` is (the search costs ~100 us a
+    step, more than a small filter's passes). The tensors are shared: read them, do not modify them."""
+    o, cg, kh, kw = shape
+    slices = torch.frombuffer(bytearray(values), dtype=torch.float64).reshape(o * cg, kh, kw)
     terms = list(_cross_terms(slices))[:rank]
     cols = torch.stack([c for c, _ in terms], 1) if terms else slices.new_zeros(o * cg, 0, kh)
     rows = torch.stack([r for _, r in terms], 1) if terms else slices.new_zeros(o * cg, 0, kw)
