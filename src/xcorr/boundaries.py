@@ -1,17 +1,19 @@
-"""Correlation with any boundary at the speed of zero padding: no padded copy of the image.
+"""Correlation with any boundary at the speed of zero padding, without a padded copy where one would cost.
 
-Where the planner runs the direct algorithm and no autograd or tracing is involved (image filtering), its
-kernels read the boundary themselves: rows and border strips from reflected, wrapped or repeated rows and
-columns instead of zeros (:func:`xcorr.algo.direct.run_extended`), at the cost of zero padding.
+:func:`correlate_extended` takes one of three roads:
 
-Elsewhere (other algorithms, gradients, compile) only the output pixels near the edge read outside the image,
-and only they depend on the boundary. So :func:`correlate_extended` computes the whole output once with zero
-padding (which the algorithms handle inside their kernels, by border strips), then recomputes the four border
-bands (the top and bottom rows, the left and right columns between them, each as thin as the padding) from small
-extended windows of the image, built by indexing with ``numpy.pad``'s rule for the boundary. The extra work is
-the bands, a few percent of the image; a padded copy of a large image costs as much as the filter itself.
-Small images (under :data:`BAND_MIN_ELEMENTS` input elements) take a padded copy instead (slices joined, about
-1 ns per element): there, the bands' fixed cost exceeds the copy.
+- **in the kernels**: where the planner runs the direct algorithm and nothing records the call (no gradient,
+  tracing or autocast: image filtering), its kernels read the boundary themselves, rows and border strips from
+  reflected, wrapped or repeated rows and columns instead of zeros (:func:`xcorr.algo.direct.run_extended`), at
+  the cost of zero padding;
+- **a padded copy** (slices joined, about 1 ns per element): where the planner runs the FFT, whose time per pixel
+  does not grow with the kernel while the bands' direct sums do, and for small images (under
+  :data:`BAND_MIN_ELEMENTS` elements), where the bands' fixed cost exceeds the copy;
+- **border bands** everywhere else (separable passes, torch's kernel, gradients, compile): only the output
+  pixels near the edge read outside the image, and only they depend on the boundary, so the whole output is
+  computed once with zero padding, then the four border bands (the top and bottom rows, the left and right
+  columns between them, each as thin as the padding) are recomputed from small extended windows of the image,
+  built with ``numpy.pad``'s rule for the boundary. Differentiable: gradients flow through both passes.
 """
 
 from __future__ import annotations
@@ -72,16 +74,17 @@ def correlate_extended(
     settings: dict[str, Any] = {"bias": bias, "stride": stride, "dilation": dilation, "groups": groups, "algo": algo}
     if not any(padding) or (boundary == "constant" and cval == 0):
         return correlate(x, w, padding=padding, **settings)
-    if boundary != "constant":
-        problem = _direct_without_autograd(x, w, padding, settings)
-        if problem is not None:
-            y = direct.run_extended(x, w, problem, boundary, samples)
-            return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
+    planned = _planned_without_autograd(x, w, padding, settings)
+    if planned is not None and planned[0] == "direct" and boundary != "constant":
+        y = direct.run_extended(x, w, planned[1], boundary, samples)
+        return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     (height, width), (kh, kw) = _sizes(x), _sizes(w)
     extent = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     rows = _interior(height, padding[0], padding[1], extent[0], stride[0])
     cols = _interior(width, padding[2], padding[3], extent[1], stride[1])
-    if x.numel() < BAND_MIN_ELEMENTS or rows[1] >= rows[2] or cols[1] >= cols[2]:
+    # A transform's time per pixel does not grow with the kernel, the bands' (direct sums) does: pad instead.
+    transform = planned is not None and planned[0] == "fft"
+    if transform or x.numel() < BAND_MIN_ELEMENTS or rows[1] >= rows[2] or cols[1] >= cols[2]:
         return correlate(pad(x, padding, boundary, cval, samples), w, **settings)
     y = correlate(x, w, padding=padding, **settings)
     if y.requires_grad:  # the bands are written in place: into a tensor autograd owns, not the operator's output
@@ -110,9 +113,12 @@ def correlate_extended(
     return y
 
 
-def _direct_without_autograd(x: Tensor, w: Tensor, padding: Quad, settings: dict[str, Any]) -> Problem | None:
-    """The zero-padded problem, where the planner runs it with the direct algorithm and nothing records the call
-    (no gradient, tracing or autocast): then the boundary is read inside the direct kernels, at no extra cost."""
+def _planned_without_autograd(
+    x: Tensor, w: Tensor, padding: Quad, settings: dict[str, Any]
+) -> tuple[str, Problem] | None:
+    """The planner's algorithm for the zero-padded problem, and the problem, where nothing records the call (no
+    gradient, tracing or autocast; CPU): the direct algorithm then reads the boundary inside its kernels, at no
+    extra cost, and a transform takes a padded copy rather than bands of direct sums."""
     bias = settings["bias"]
     tensors = (x, w) if bias is None else (x, w, bias)
     if traced(x, w) or torch.is_autocast_enabled(x.device.type) or x.device.type != "cpu":
@@ -121,7 +127,7 @@ def _direct_without_autograd(x: Tensor, w: Tensor, padding: Quad, settings: dict
         return None
     geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
     problem = problem_for(x, w, padding=padding, **geometry)
-    return problem if plan_problem(problem, algo=settings["algo"]).forward.algorithm == "direct" else None
+    return plan_problem(problem, algo=settings["algo"]).forward.algorithm, problem
 
 
 def _correlate_band(window: Tensor, w: Tensor, settings: dict[str, Any]) -> Tensor:
