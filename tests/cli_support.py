@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from tests.naive import extended
 from xcorr.cli.app import main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -47,13 +48,7 @@ def reference_filter(
     image: np.ndarray, kernel: np.ndarray, mode: str = "same", boundary: str = "constant"
 ) -> np.ndarray:
     """SciPy's float64 correlation of one (H, W) plane after ``numpy.pad`` (the documented definition)."""
-    kh, kw = kernel.shape
-    pads = {
-        "valid": ((0, 0), (0, 0)),
-        "same": (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)),
-        "full": ((kh - 1, kh - 1), (kw - 1, kw - 1)),
-    }[mode]
-    padded = np.pad(np.asarray(image, np.float64), pads, mode=boundary)
+    padded = extended(image, kernel.shape, mode, boundary)
     return scipy.signal.correlate2d(padded, np.asarray(kernel, np.float64), mode="valid")
 
 

@@ -31,16 +31,24 @@ def naive_correlate(
     return y
 
 
-def naive_filter(
-    image: np.ndarray, kernel: np.ndarray, mode: str = "same", boundary: str = "constant", cval: float = 0.0
+def extended(
+    image: np.ndarray, kernel_shape: tuple[int, ...], mode: str = "same", boundary: str = "constant", cval: float = 0.0
 ) -> np.ndarray:
-    """One (H, W) plane: numpy.pad by the mode's sizes (SciPy's alignment) with the boundary, then a float64 loop."""
-    kh, kw = kernel.shape
+    """One (H, W) plane in float64, numpy.pad-ed by the mode's sizes (SciPy's alignment) with the boundary: a valid
+    correlation of it is the documented definition of filter2d."""
+    kh, kw = kernel_shape
     pads = {
         "valid": ((0, 0), (0, 0)),
         "same": (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)),
         "full": ((kh - 1, kh - 1), (kw - 1, kw - 1)),
     }[mode]
     extra = {"constant_values": cval} if boundary == "constant" else {}
-    padded = np.pad(np.asarray(image, np.float64), pads, mode=boundary, **extra)
+    return np.pad(np.asarray(image, np.float64), pads, mode=boundary, **extra)
+
+
+def naive_filter(
+    image: np.ndarray, kernel: np.ndarray, mode: str = "same", boundary: str = "constant", cval: float = 0.0
+) -> np.ndarray:
+    """One (H, W) plane: :func:`extended`, then the float64 loop."""
+    padded = extended(image, kernel.shape, mode, boundary, cval)
     return naive_correlate(padded[None, None], np.asarray(kernel, np.float64)[None, None])[0, 0]

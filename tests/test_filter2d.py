@@ -9,20 +9,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xcorr
+from tests.naive import extended
 
 BOUNDARIES = ["constant", "reflect", "symmetric", "edge", "wrap"]
 
 
 def scipy_filter(image: np.ndarray, kernel: np.ndarray, mode: str, boundary: str, cval: float) -> np.ndarray:
     """numpy.pad to the mode's size with the boundary, then scipy's valid correlation."""
-    if mode == "valid":
-        return scipy.signal.correlate2d(image, kernel, "valid")
-    kh, kw = kernel.shape
-    pads = (
-        ((kh - 1, kh - 1), (kw - 1, kw - 1)) if mode == "full" else (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2))
-    )
-    extra = {"constant_values": cval} if boundary == "constant" else {}
-    return scipy.signal.correlate2d(np.pad(image, pads, mode=boundary, **extra), kernel, "valid")
+    return scipy.signal.correlate2d(extended(image, kernel.shape, mode, boundary, cval), kernel, "valid")
 
 
 images = hnp.arrays(
