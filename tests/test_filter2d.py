@@ -98,6 +98,25 @@ def test_dtype_rules(image_dtype: type, kernel_dtype: type, expected: type) -> N
     np.testing.assert_allclose(result.astype(np.float64), reference, rtol=1e-3)
 
 
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("samples", [np.uint8, np.uint16])
+@pytest.mark.parametrize("size", [(7, 9), (300, 310)])  # all border, and an interior between the borders
+def test_8_and_16_bit_samples_in_every_boundary(boundary: str, samples: type, size: tuple[int, int]) -> None:
+    """8/16-bit images (NumPy, and torch tensors) against numpy.pad then SciPy on the float64 values: exact to
+    float64 rounding with a float64 kernel, to float32 rounding with a float32 one."""
+    rng = np.random.default_rng(size[0])
+    image = rng.integers(0, np.iinfo(samples).max + 1, size, dtype=samples)
+    kernel = rng.integers(-3, 4, (3, 5)).astype(np.float64)
+    expected = scipy_filter(image.astype(np.float64), kernel, "same", boundary, 11.0)
+    scale = scipy_filter(image.astype(np.float64), np.abs(kernel), "same", boundary, 11.0)
+    as_float64 = xcorr.filter2d(image, kernel, boundary=boundary, cval=11.0)
+    assert as_float64.dtype == np.float64
+    assert np.all(np.abs(as_float64 - expected) <= 1e-14 * scale)
+    as_tensor = xcorr.filter2d(torch.from_numpy(image), torch.from_numpy(kernel).float(), boundary=boundary, cval=11.0)
+    assert as_tensor.dtype == torch.float32
+    assert np.all(np.abs(as_tensor.numpy() - expected) <= 8 * 2.0**-23 * scale)
+
+
 def test_bfloat16_stays_bfloat16() -> None:
     image = torch.arange(20.0).reshape(4, 5).to(torch.bfloat16)
     result = xcorr.filter2d(image, torch.ones(2, 2, dtype=torch.bfloat16), mode="valid")

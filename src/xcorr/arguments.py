@@ -32,6 +32,8 @@ Result = Tensor | np.ndarray
 MODES = ("valid", "same", "full")
 
 _KEPT_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+SAMPLE_DTYPES = (torch.uint8, torch.uint16)
+"""8- and 16-bit image samples, which filter2d's kernels can read without a float copy."""
 
 
 def _one_of(value: object, valid: Sequence[str], name: str) -> str:
@@ -65,15 +67,19 @@ def _float_dtype(dtype: torch.dtype, name: str) -> torch.dtype:
     raise TypeError(f"{name} has unsupported dtype {dtype}; use float32 or float64")
 
 
-def to_tensor(value: ArrayLike, name: str, dtype: torch.dtype | None = None) -> tuple[Tensor, bool]:
+def to_tensor(
+    value: ArrayLike, name: str, dtype: torch.dtype | None = None, *, keep_samples: bool = False
+) -> tuple[Tensor, bool]:
     """``value`` as a torch tensor without copying where possible, and whether it came from NumPy/lists.
 
     Integer and bool data become float32 (or ``dtype``, a float dtype, when given); float16, bfloat16, float32 and
-    float64 keep their dtype unless ``dtype`` is given. Arrays in the other byte order (``'>f4'`` from FITS files on
-    a little-endian machine) are converted to the native one.
+    float64 keep their dtype unless ``dtype`` is given. ``keep_samples``: uint8 and uint16 data (8/16-bit image
+    samples) stay as they are, for kernels that read them. Arrays in the other byte order (``'>f4'`` from FITS
+    files on a little-endian machine) are converted to the native one.
     """
     if isinstance(value, Tensor):
-        target = dtype or _float_dtype(value.dtype, name)
+        target = value.dtype if keep_samples and value.dtype in SAMPLE_DTYPES else dtype
+        target = target or _float_dtype(value.dtype, name)
         return (value if value.dtype == target else value.to(target)), False
     array = np.asarray(value)
     if array.dtype.kind not in "biufc":
@@ -90,25 +96,35 @@ def to_tensor(value: ArrayLike, name: str, dtype: torch.dtype | None = None) -> 
     target = _float_dtype(tensor.dtype, name)
     if dtype is not None:
         target = dtype
+    if keep_samples and tensor.dtype in SAMPLE_DTYPES:
+        target = tensor.dtype
     return (tensor if tensor.dtype == target else tensor.to(target)), True
 
 
 def to_common_tensors(
-    first: ArrayLike, second: ArrayLike, names: tuple[str, str], dtype: torch.dtype | None = None
+    first: ArrayLike,
+    second: ArrayLike,
+    names: tuple[str, str],
+    dtype: torch.dtype | None = None,
+    *,
+    keep_samples: bool = False,
 ) -> tuple[Tensor, Tensor, bool]:
     """Both arguments as tensors of one promoted dtype (``dtype``, a float dtype, when given) on one device, and
     whether to hand NumPy back.
 
     The result is NumPy only when neither argument was a torch tensor. Mixed float dtypes follow
-    ``torch.promote_types`` (float32 with float64 -> float64, float16 with bfloat16 -> float32).
+    ``torch.promote_types`` (float32 with float64 -> float64, float16 with bfloat16 -> float32). ``keep_samples``:
+    a uint8/uint16 ``first`` stays as it is, ``second`` taking the dtype ``first`` would have been promoted with.
     """
-    a, a_numpy = to_tensor(first, names[0], dtype)
+    a, a_numpy = to_tensor(first, names[0], dtype, keep_samples=keep_samples)
     b, b_numpy = to_tensor(second, names[1], dtype)
     if a.device != b.device:
         raise ValueError(
             f"{names[0]} is on {a.device} but {names[1]} is on {b.device}; move both to one device, "
             f"e.g. {names[1]}.to({names[0]}.device)"
         )
+    if a.dtype in SAMPLE_DTYPES and keep_samples:
+        return a, b.to(dtype or torch.promote_types(torch.float32, b.dtype)), a_numpy and b_numpy
     if a.dtype == b.dtype:
         return a, b, a_numpy and b_numpy
     dtype = torch.promote_types(a.dtype, b.dtype)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -53,8 +54,10 @@ def correlate_extended(
     """``correlate(numpy.pad(x, padding, boundary), w, ...)``, differentiable, without padding ``x`` whole.
 
     Args:
-        x: (N, C, H, W); ``w`` (O, C // groups, kh, kw); ``bias``, ``stride``, ``dilation``, ``groups``,
-            ``algo`` as :func:`xcorr.autograd.correlate`.
+        x: (N, C, H, W), float, or 8/16-bit samples (:data:`xcorr.arguments.SAMPLE_DTYPES`, computed in ``w``'s
+            dtype: read as they are where the direct kernels run, else copied to float first); ``w`` (O,
+            C // groups, kh, kw); ``bias``, ``stride``, ``dilation``, ``groups``, ``algo`` as
+            :func:`xcorr.autograd.correlate`.
         padding: (top, bottom, left, right), any width (wider than the image too).
         boundary: a ``numpy.pad`` mode of :data:`xcorr.padding.BOUNDARIES`; ``cval`` the value for ``"constant"``.
         samples: the rows of ``x`` are pixels of this many interleaved values (channels last, filtered with the
@@ -72,12 +75,16 @@ def correlate_extended(
         True
     """
     settings: dict[str, Any] = {"bias": bias, "stride": stride, "dilation": dilation, "groups": groups, "algo": algo}
-    if not any(padding) or (boundary == "constant" and cval == 0):
+    zeros = not any(padding) or (boundary == "constant" and cval == 0)
+    if zeros and x.is_floating_point():
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
-    if planned is not None and planned[0] == "direct" and boundary != "constant":
+    if planned is not None and planned[0] == "direct" and (zeros or boundary != "constant"):
         y = direct.run_extended(x, w, planned[1], boundary, samples)
         return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
+    x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
+    if zeros:
+        return correlate(x, w, padding=padding, **settings)
     (height, width), (kh, kw) = _sizes(x), _sizes(w)
     extent = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     rows = _interior(height, padding[0], padding[1], extent[0], stride[0])
@@ -126,7 +133,7 @@ def _planned_without_autograd(
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
     geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
-    problem = problem_for(x, w, padding=padding, **geometry)
+    problem = dataclasses.replace(problem_for(x, w, padding=padding, **geometry), dtype=w.dtype)  # x: maybe samples
     return plan_problem(problem, algo=settings["algo"]).forward.algorithm, problem
 
 

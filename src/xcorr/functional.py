@@ -166,7 +166,9 @@ def filter2d(
         numpy=not tensors,
         requires_grad=torch.is_grad_enabled() and any(t.requires_grad for t in tensors),
     )
-    x, k, to_numpy = arguments.to_common_tensors(image, kernel, ("image", "kernel"), where.compute_dtype)
+    x, k, to_numpy = arguments.to_common_tensors(
+        image, kernel, ("image", "kernel"), where.compute_dtype, keep_samples=True
+    )
     arguments.check_ndim(x, "image", range(2, 64), "(H, W) or (..., H, W)")
     arguments.check_ndim(k, "kernel", (2,), "2-D (kh, kw)")
     mode = arguments.check_mode(mode)

@@ -151,19 +151,19 @@ def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_hei
 
 
 def row_arrays(x: Tensor, problem: Problem) -> tuple[Tensor, np.ndarray, np.ndarray]:
-    """The output ``y`` (N, O, Ho, Wo), and the input and output as 2-D NumPy views of their rows:
-    ``x2`` (N*C*H, W) and ``y2`` (N*O*Ho, Wo), the layout the numba kernels walk."""
+    """The output ``y`` (N, O, Ho, Wo) of ``problem.dtype``, and the input and output as 2-D NumPy views of their
+    rows: ``x2`` (N*C*H, W) and ``y2`` (N*O*Ho, Wo), the layout the numba kernels walk."""
     n, c, h, width = problem.input_shape
     _, o, ho, wo = problem.output_shape
     ho, wo = max(ho, 0), max(wo, 0)
     x = x.contiguous()
-    y = _empty_apart_from(x, (n, o, ho, wo))
+    y = _empty_apart_from(x, (n, o, ho, wo), problem.dtype)
     x2 = x.view(n * c * h, width).numpy()
     return y, x2, y.view(n * o * ho, wo).numpy()
 
 
-def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
-    """An uninitialised tensor of ``x``'s dtype whose data lies half a page from ``x``'s, modulo the page size.
+def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int], dtype: torch.dtype) -> Tensor:
+    """An uninitialised tensor of ``dtype`` whose data lies half a page from ``x``'s, modulo the page size.
 
     Large allocations start at the same offset in their first page, and image rows are often a power of two
     bytes long; then every output row sits at the same address as an input row modulo 4096, and each store
@@ -172,8 +172,8 @@ def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
     page longer, handed to torch from its first element on, so the tensor itself starts at offset 0 (as a freshly
     allocated torch tensor, and as the operator's fake implementation promises).
     """
-    item = x.element_size()
-    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=_NUMPY_DTYPES[x.dtype])
+    item = torch.empty(0, dtype=dtype).element_size()
+    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=_NUMPY_DTYPES[dtype])
     shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.ctypes.data) % PAGE_BYTES // item
     return torch.from_numpy(buffer[shift : shift + math.prod(shape)]).view(shape)
 
@@ -191,13 +191,16 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     is zeros) inside the kernels: the rows and border strips read reflected, wrapped or repeated rows and
     columns, as they read zeros for zero padding. No padded copy, the cost of zero padding. ``samples``: the
     rows hold pixels of that many interleaved values (channels last), as :func:`xcorr.padding.source_indices`.
+
+    ``x`` may also hold 8- or 16-bit samples (:data:`xcorr.arguments.SAMPLE_DTYPES`): the kernels read them as
+    they are and accumulate in ``problem.dtype`` (float32 or float64), so no float copy of the image is made.
     """
     y, x2, y2 = row_arrays(x, problem)
     if y.numel() == 0:
         return y
     n, c, h, width = problem.input_shape
     _, o, ho, _ = problem.output_shape
-    w4 = w.to(x.dtype).contiguous().numpy()
+    w4 = w.to(problem.dtype).contiguous().numpy()
     top, bottom, left, right = problem.padding
     extension = (
         top,
