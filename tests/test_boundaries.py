@@ -109,9 +109,10 @@ def test_channels_last_rows_extend_whole_pixels(boundary: str, mode: str) -> Non
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     padding=st.tuples(st.integers(0, 40), st.integers(0, 7)),
     padding_mode=st.sampled_from(sorted(TORCH_MODES)),
+    algo=st.sampled_from(["direct", "fft"]),
     seed=st.integers(0, 2**16),
 )
-def test_the_direct_kernels_read_every_padding_mode(
+def test_the_direct_kernels_and_the_fft_tiles_read_every_padding_mode(
     height: int,
     width: int,
     kernel: tuple[int, int],
@@ -119,10 +120,11 @@ def test_the_direct_kernels_read_every_padding_mode(
     dilation: tuple[int, int],
     padding: tuple[int, int],
     padding_mode: str,
+    algo: str,
     seed: int,
 ) -> None:
-    """Without autograd, the direct kernels extend rows and border strips themselves (pads wider than the image
-    too): against numpy.pad, then torch's convolution in float64."""
+    """Without autograd, the direct kernels extend rows and border strips themselves, the FFT its border tiles
+    (pads wider than the image too): against numpy.pad, then torch's convolution in float64."""
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.standard_normal((1, 2, height, width)))
     w = torch.from_numpy(rng.standard_normal((3, 2, *kernel)))
@@ -136,7 +138,5 @@ def test_the_direct_kernels_read_every_padding_mode(
         or (numpy_mode == "reflect" and 1 in (height, width))
     ):
         return
-    got = xcorr.conv2d(
-        x, w, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, algo="direct"
-    )
+    got = xcorr.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, algo=algo)
     torch.testing.assert_close(got, F.conv2d(padded, w, stride=stride, dilation=dilation))

@@ -2,13 +2,13 @@
 
 :func:`correlate_extended` takes one of three roads:
 
-- **in the kernels**: where the planner runs the direct algorithm and nothing records the call (no gradient,
-  tracing or autocast: image filtering), its kernels read the boundary themselves, rows and border strips from
-  reflected, wrapped or repeated rows and columns instead of zeros (:func:`xcorr.algo.direct.run_extended`), at
-  the cost of zero padding;
-- **a padded copy** (slices joined, about 1 ns per element): where the planner runs the FFT, whose time per pixel
-  does not grow with the kernel while the bands' direct sums do, and for small images (under
-  :data:`BAND_MIN_ELEMENTS` elements), where the bands' fixed cost exceeds the copy;
+- **in the kernels**: where the planner runs the direct algorithm or the FFT and nothing records the call (no
+  gradient, tracing or autocast: image filtering), they read the boundary themselves: the direct kernels' rows
+  and border strips, the FFT's border tiles, from reflected, wrapped or repeated rows and columns instead of
+  zeros (:func:`xcorr.algo.direct.run_extended`, :func:`xcorr.algo.fft.run_extended`), at the cost of zero
+  padding;
+- **a padded copy** (slices joined, about 1 ns per element): for the FFT where it must be recorded, and for small
+  images (under :data:`BAND_MIN_ELEMENTS` elements), where the bands' fixed cost exceeds the copy;
 - **border bands** everywhere else (separable passes, torch's kernel, gradients, compile): only the output
   pixels near the edge read outside the image, and only they depend on the boundary, so the whole output is
   computed once with zero padding, then the four border bands (the top and bottom rows, the left and right
@@ -25,11 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from xcorr.algo import direct
+from xcorr.algo import direct, fft
 from xcorr.autograd import correlate, problem_for, traced
 from xcorr.padding import index_tensor, pad, source_indices, take
 from xcorr.planner import plan_problem
 from xcorr.problem import Pair, Problem, Quad
+
+_READ_IN_KERNELS = {"direct": direct.run_extended, "fft": fft.run_extended}
+"""The algorithms that read a boundary themselves, by name: ``run_extended(x, w, problem, boundary, samples)``."""
 
 BAND_MIN_ELEMENTS = 3 * 2**18
 """Inputs smaller than this are padded whole: the bands' four windows and two extra engine calls cost a fixed
@@ -79,8 +82,8 @@ def correlate_extended(
     if zeros and x.is_floating_point():
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
-    if planned is not None and planned[0] == "direct" and (zeros or boundary != "constant"):
-        y = direct.run_extended(x, w, planned[1], boundary, samples)
+    if planned is not None and planned[0] in _READ_IN_KERNELS and (zeros or boundary != "constant"):
+        y = _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples)
         return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
     if zeros:
@@ -90,7 +93,7 @@ def correlate_extended(
     rows = _interior(height, padding[0], padding[1], extent[0], stride[0])
     cols = _interior(width, padding[2], padding[3], extent[1], stride[1])
     # A transform's time per pixel does not grow with the kernel, the bands' (direct sums) does: pad instead.
-    transform = planned is not None and planned[0] == "fft"
+    transform = planned is not None and planned[0] == "fft"  # here a nonzero cval: padded, not read in the tiles
     if transform or x.numel() < BAND_MIN_ELEMENTS or rows[1] >= rows[2] or cols[1] >= cols[2]:
         return correlate(pad(x, padding, boundary, cval, samples), w, **settings)
     y = correlate(x, w, padding=padding, **settings)
@@ -132,9 +135,12 @@ def _planned_without_autograd(
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
-    geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
-    problem = dataclasses.replace(problem_for(x, w, padding=padding, **geometry), dtype=w.dtype)  # x: maybe samples
+    problem = dataclasses.replace(problem_for(x, w, padding=padding, **_geometry(settings)), dtype=w.dtype)
     return plan_problem(problem, algo=settings["algo"]).forward.algorithm, problem
+
+
+def _geometry(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
 
 
 def _correlate_band(window: Tensor, w: Tensor, settings: dict[str, Any]) -> Tensor:

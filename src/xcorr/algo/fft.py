@@ -30,6 +30,7 @@ from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.registry import Algorithm, register
+from xcorr.padding import source_indices
 from xcorr.problem import Pair, Problem
 
 # Working set of one chunk of tiles (tile pixels, their spectra, the products and inverse transforms). 8 MiB ran
@@ -59,10 +60,40 @@ class Tiling:
     grid: Pair
 
 
-def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+Extension = tuple[Tensor, Tensor]
+"""The input row and column each padded row and column reads (-1: a zero), as
+:func:`xcorr.padding.source_indices` gives them for a boundary."""
+
+
+def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1) -> Tensor:
+    """:func:`run` with ``problem.padding`` extending ``x`` by ``boundary`` (a ``numpy.pad`` mode; ``"constant"``
+    is zeros): the tiles at the border read reflected, wrapped or repeated rows and columns where they would read
+    zeros, the inner tiles are unchanged, so no padded copy is made. ``samples``: the rows hold pixels of that many
+    interleaved values (channels last), as :func:`xcorr.padding.source_indices`. ``x`` may hold 8- or 16-bit
+    samples, read into the float tiles as they are.
+
+    Example:
+        >>> import numpy as np
+        >>> x, w = torch.randn(1, 1, 40, 50, dtype=torch.float64), torch.randn(1, 1, 9, 9, dtype=torch.float64)
+        >>> problem = Problem((1, 1, 40, 50), (1, 1, 9, 9), (1, 1), (4, 4, 4, 4), dtype=torch.float64)
+        >>> y = run_extended(x, w, problem, "wrap")
+        >>> padded = torch.from_numpy(np.pad(x.numpy(), ((0, 0), (0, 0), (4, 4), (4, 4)), mode="wrap"))
+        >>> torch.allclose(y, torch.nn.functional.conv2d(padded, w))
+        True
+    """
+    _, _, h, width = problem.input_shape
+    top, bottom, left, right = problem.padding
+    rows = torch.from_numpy(source_indices(h, top, bottom, boundary))
+    cols = torch.from_numpy(source_indices(width, left, right, boundary, samples))
+    return run(x, w, problem, (rows, cols))
+
+
+def run(x: Tensor, w: Tensor, problem: Problem, extension: Extension | None = None) -> Tensor:
     """Correlate ``x`` (N, C, H, W) with ``w`` (O, C // groups, kh, kw) by overlap-save FFT tiles.
 
-    Returns ``y`` (N, O, Ho, Wo) of ``x``'s dtype and device; see :class:`~xcorr.problem.Problem` for the geometry.
+    Returns ``y`` (N, O, Ho, Wo) of ``x``'s dtype and device (``problem.dtype`` for 8/16-bit samples); see
+    :class:`~xcorr.problem.Problem` for the geometry. ``extension``: the padding reads these rows and columns
+    instead of zeros (:func:`run_extended`).
 
     Example:
         >>> x, w = torch.randn(1, 1, 64, 64, dtype=torch.float64), torch.randn(1, 1, 9, 9, dtype=torch.float64)
@@ -74,12 +105,12 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     o, cg = w.shape[:2]
     groups = problem.groups
     out_per_group = o // groups
-    y = x.new_empty(problem.output_shape)
+    y = x.new_empty(problem.output_shape, dtype=problem.dtype)
     if y.numel() == 0:
         return y
     if cg == 0:
         return y.zero_()
-    real = torch.float64 if x.dtype == torch.float64 else torch.float32
+    real = torch.float64 if problem.dtype == torch.float64 else torch.float32
     tiling = plan_tiling(problem)
     weights = w.to(real).reshape(groups, out_per_group, *w.shape[1:])
     for g0, gc, o0, oc in _weight_chunks(problem, tiling, real):
@@ -90,10 +121,10 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
         for chunk in _tile_chunks(n, gc * cg, gc * oc, tiling, real):
             pairable = [axis for axis in range(3) if len(chunk[axis]) > 1]
             if not pairable:
-                _correlate_tiles(x_chunk, spectra, y_chunk, chunk, problem, tiling)
+                _correlate_tiles(x_chunk, spectra, y_chunk, chunk, problem, tiling, extension)
             else:
                 axis = max(pairable, key=lambda a: (len(chunk[a]) % 2 == 0, len(chunk[a])))
-                _correlate_tile_pairs(x_chunk, spectra, y_chunk, chunk, axis, problem, tiling)
+                _correlate_tile_pairs(x_chunk, spectra, y_chunk, chunk, axis, problem, tiling, extension)
     return y
 
 
@@ -101,12 +132,14 @@ Chunk = tuple[range, range, range]
 """(images, tile rows, tile columns) processed together."""
 
 
-def _correlate_tiles(x: Tensor, spectra: Tensor, y: Tensor, chunk: Chunk, problem: Problem, tiling: Tiling) -> None:
+def _correlate_tiles(
+    x: Tensor, spectra: Tensor, y: Tensor, chunk: Chunk, problem: Problem, tiling: Tiling, extension: Extension | None
+) -> None:
     """One chunk by real-to-complex transforms (used when the chunk holds a single tile)."""
     images, rows, cols = chunk
     fh, fw = tiling.fft_shape
     tiles = x.new_empty((len(images), x.shape[1], len(rows), len(cols), fh, fw), dtype=spectra.real.dtype)
-    _gather_tiles(x, tiles, chunk, problem, tiling)
+    _gather_tiles(x, tiles, chunk, problem, tiling, extension)
     product = _contract(torch.fft.rfft2(tiles), spectra[..., : fw // 2 + 1])
     (eh, ew), (step_h, step_w), (sh, sw) = problem.kernel_extent, tiling.step, problem.stride
     # The column transform first, so that the complex-to-real row transform only runs on the rows kept.
@@ -116,7 +149,14 @@ def _correlate_tiles(x: Tensor, spectra: Tensor, y: Tensor, chunk: Chunk, proble
 
 
 def _correlate_tile_pairs(
-    x: Tensor, spectra: Tensor, y: Tensor, chunk: Chunk, axis: int, problem: Problem, tiling: Tiling
+    x: Tensor,
+    spectra: Tensor,
+    y: Tensor,
+    chunk: Chunk,
+    axis: int,
+    problem: Problem,
+    tiling: Tiling,
+    extension: Extension | None,
 ) -> None:
     """One chunk by complex transforms of tile pairs: the first half of ``chunk[axis]`` in the real parts, the
     second half in the imaginary parts.
@@ -132,7 +172,7 @@ def _correlate_tile_pairs(
     dim = _TILE_DIMS[axis]
     shape[dim] = 2 * half
     tiles = x.new_empty(shape, dtype=spectra.real.dtype)
-    _gather_tiles(x, tiles.narrow(dim, 0, len(chunk[axis])), chunk, problem, tiling)
+    _gather_tiles(x, tiles.narrow(dim, 0, len(chunk[axis])), chunk, problem, tiling, extension)
     if len(chunk[axis]) < 2 * half:
         tiles.narrow(dim, 2 * half - 1, 1).zero_()
     packed = torch.complex(tiles.narrow(dim, 0, half), tiles.narrow(dim, half, half))
@@ -208,11 +248,14 @@ def _tile_chunks(n: int, in_channels: int, out_channels: int, tiling: Tiling, re
                 )
 
 
-def _gather_tiles(x: Tensor, tiles: Tensor, chunk: Chunk, problem: Problem, tiling: Tiling) -> None:
-    """Fill ``tiles`` (N, C, R, C, Fh, Fw) with the overlapping tiles of ``chunk`` of the zero-padded ``x``.
+def _gather_tiles(
+    x: Tensor, tiles: Tensor, chunk: Chunk, problem: Problem, tiling: Tiling, extension: Extension | None
+) -> None:
+    """Fill ``tiles`` (N, C, R, C, Fh, Fw) with the overlapping tiles of ``chunk`` of the padded ``x``.
 
-    Tiles wholly inside ``x`` are copied as one strided window view per block; tiles overlapping the padding
-    get zeros where they overlap it. One pass over the input, no padded copy.
+    Tiles wholly inside ``x`` are copied as one strided window view per block. Tiles overlapping the padding get
+    zeros where they overlap it, or with an ``extension`` the rows and columns it names (:func:`_gather_extended`).
+    One pass over the input, no padded copy.
     """
     images, rows, cols = chunk
     x = x[images.start : images.stop]
@@ -221,19 +264,51 @@ def _gather_tiles(x: Tensor, tiles: Tensor, chunk: Chunk, problem: Problem, tili
     (fh, fw), (step_h, step_w) = tiling.fft_shape, tiling.step
     row_parts = _axis_parts(rows, step_h, fh, top, h)
     col_parts = _axis_parts(cols, step_w, fw, left, w)
-    for first, count, _, offset, length in row_parts:
-        tiles[:, :, first : first + count, :, : max(offset, 0)] = 0
-        tiles[:, :, first : first + count, :, max(offset + length, 0) :] = 0
-    for first, count, _, offset, length in col_parts:
-        tiles[:, :, :, first : first + count, :, : max(offset, 0)] = 0
-        tiles[:, :, :, first : first + count, :, max(offset + length, 0) :] = 0
+    if extension is None:
+        for first, count, _, offset, length in row_parts:
+            tiles[:, :, first : first + count, :, : max(offset, 0)] = 0
+            tiles[:, :, first : first + count, :, max(offset + length, 0) :] = 0
+        for first, count, _, offset, length in col_parts:
+            tiles[:, :, :, first : first + count, :, : max(offset, 0)] = 0
+            tiles[:, :, :, first : first + count, :, max(offset + length, 0) :] = 0
     for r0, rc, rsrc, rdst, rlen in row_parts:
         for c0, cc, csrc, cdst, clen in col_parts:
+            inside = (rdst, rlen, cdst, clen) == (0, fh, 0, fw)
+            if extension is not None and not inside:
+                spans = ((rows.start + r0) * step_h, rc, step_h, fh), ((cols.start + c0) * step_w, cc, step_w, fw)
+                tiles[:, :, r0 : r0 + rc, c0 : c0 + cc] = _gather_extended(x, extension, spans)
+                continue
             if rlen <= 0 or clen <= 0:
                 continue
             source = x[:, :, rsrc : rsrc + (rc - 1) * step_h + rlen, csrc : csrc + (cc - 1) * step_w + clen]
             windows = source.unfold(2, rlen, step_h).unfold(3, clen, step_w)
             tiles[:, :, r0 : r0 + rc, c0 : c0 + cc, rdst : rdst + rlen, cdst : cdst + clen] = windows
+
+
+def _gather_extended(x: Tensor, extension: Extension, spans: tuple[tuple[int, int, int, int], ...]) -> Tensor:
+    """A run of tiles read through ``extension``: per axis ``(first padded position, tiles, step, tile size)``;
+    positions past the padded extent (read only by outputs a tile discards) are zeros. (N, C, R, C, Fh, Fw).
+
+    Each axis is first narrowed to the span its indices reach (a view), and the shorter index is gathered first,
+    so a run along one border copies about its own size, not the image."""
+    region = x
+    gathers = []
+    for axis, ((start, count, step, size), source) in enumerate(zip(spans, extension, strict=True)):
+        positions = torch.arange(start, start + (count - 1) * step + size)
+        index = torch.where(positions < len(source), source[positions.clamp(max=len(source) - 1)], -1)
+        reached = index[index >= 0]
+        low = int(reached.min()) if len(reached) else 0
+        high = int(reached.max()) + 1 if len(reached) else 1
+        region = region.narrow(axis - 2, low, high - low)
+        if not torch.equal(index, torch.arange(low, low + len(index))):  # else the narrowed view is the run
+            gathers.append((axis - 2, index - low))
+    for dim, index in sorted(gathers, key=lambda g: len(g[1])):
+        region = region.index_select(dim, index.clamp(min=0))
+        outside = torch.nonzero(index < 0).flatten()
+        if len(outside):  # a copy now, never the caller's tensor
+            region.index_fill_(dim, outside, 0)
+    (_, _, step_h, fh), (_, _, step_w, fw) = spans
+    return region.unfold(2, fh, step_h).unfold(3, fw, step_w)
 
 
 def _axis_parts(tiles: range, step: int, size: int, pad: int, extent: int) -> list[tuple[int, int, int, int, int]]:
