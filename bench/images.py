@@ -27,7 +27,7 @@ import scipy.ndimage
 
 import xcorr
 from bench.machine import describe, set_threads
-from bench.timing import FULL_POLICY, QUICK_POLICY, Policy, repeat_in_rounds
+from bench.timing import FULL_POLICY, QUICK_POLICY, Policy, median_ms
 
 CV2_BORDERS = {
     "constant": cv2.BORDER_CONSTANT,
@@ -72,12 +72,6 @@ def _pyvips(image: np.ndarray, k: np.ndarray) -> Callable[[], object] | None:
     return lambda: source.conv(mask, precision="float").cast(fmt).numpy()
 
 
-def _median_ms(calls: dict[str, Callable[[], object]], policy: Policy) -> dict[str, float]:
-    for call in calls.values():
-        call()  # warm-up: planning, compilation, first allocations
-    return {name: timing.median_s * 1e3 for name, timing in repeat_in_rounds(calls, policy).items()}
-
-
 def boundaries_table(
     images: dict[str, tuple[tuple[int, ...], tuple[int, ...]]], policy: Policy, rng: np.random.Generator
 ) -> None:
@@ -95,7 +89,7 @@ def boundaries_table(
                     calls[f"cv2 {boundary}"] = _cv2(image, k, boundary)
                 if ksize <= 5:  # ndimage is direct and single-threaded: 31x31 takes seconds
                     calls[f"ndimage {boundary}"] = _ndimage(image, k, boundary)
-            ms = _median_ms(calls, policy)
+            ms = median_ms(calls, policy)
             for boundary in BOUNDARIES:
                 ours, theirs = ms[f"xcorr {boundary}"], ms.get(f"cv2 {boundary}")
                 ratio = f"{ours / theirs:.2f}" if theirs else "no wrap"
@@ -113,7 +107,7 @@ def kernels_table(size: int, kernels: tuple[int, ...], policy: Policy, rng: np.r
     print("| --- | --- | --- | --- |")
     for ksize in kernels:
         k = blur(ksize, rng)
-        ms = _median_ms({"xcorr": _xcorr(image, k), "cv2": _cv2(image, k, "constant")}, policy)
+        ms = median_ms({"xcorr": _xcorr(image, k), "cv2": _cv2(image, k, "constant")}, policy)
         print(f"| {ksize}x{ksize} | {ms['xcorr']:.1f} | {ms['cv2']:.1f} | {ms['xcorr'] / ms['cv2']:.2f} |")
 
 
@@ -137,7 +131,7 @@ def photos_table(
             vips = _pyvips(image, k)
             if vips is not None:
                 calls["pyvips"] = vips
-            ms = _median_ms(calls, policy)
+            ms = median_ms(calls, policy)
             difference = int(np.abs(ours().astype(np.int64) - calls["cv2"]().astype(np.int64)).max())
             print(
                 f"| {name} | {ksize}x{ksize} | {ms['xcorr']:.1f} | {ms['cv2']:.1f} | {ms['xcorr'] / ms['cv2']:.2f} | "

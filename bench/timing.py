@@ -90,3 +90,11 @@ def repeat_in_rounds(calls: dict[str, Callable[[], object]], policy: Policy) -> 
     finally:
         gc.enable()
     return {name: Timing.of(taken) for name, taken in samples.items()}
+
+
+def median_ms(calls: dict[str, Callable[[], object]], policy: Policy) -> dict[str, float]:
+    """Each call warmed up once (planning, compilation, first allocations), then :func:`repeat_in_rounds`: the
+    median milliseconds per call, by name."""
+    for call in calls.values():
+        call()
+    return {name: timing.median_s * 1e3 for name, timing in repeat_in_rounds(calls, policy).items()}

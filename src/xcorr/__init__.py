@@ -6,6 +6,7 @@ Public API:
 - :func:`plan`, :func:`use`, :func:`tune`, :func:`algorithms`: see and steer which algorithm runs;
 - :mod:`xcorr.nn` (``Conv2D``, ``Conv2d``, ``LazyConv2d``) and :func:`convert`: layers;
 - :func:`fit_kernel`: find the kernel that maps inputs to outputs;
+- :func:`match_template`, :func:`peaks`: find templates in images (OpenCV's six scores, masks, many at once);
 - :mod:`xcorr.kernels`: named kernels.
 """
 
@@ -15,7 +16,9 @@ from xcorr.algo import algorithm_names as algorithms
 from xcorr.errors import ChannelsLastWarning, UnsupportedError
 from xcorr.fit import FitResult, fit_kernel
 from xcorr.functional import conv2d, corr2d, filter2d
+from xcorr.matching import match_template
 from xcorr.nn import convert
+from xcorr.peaks import peaks
 from xcorr.planner import Choice, Plan, plan, tune, use
 
 __all__ = [
@@ -32,7 +35,9 @@ __all__ = [
     "filter2d",
     "fit_kernel",
     "kernels",
+    "match_template",
     "nn",
+    "peaks",
     "plan",
     "tune",
     "use",

@@ -36,7 +36,8 @@ SAMPLE_DTYPES = (torch.uint8, torch.uint16)
 """8- and 16-bit image samples, which filter2d's kernels can read without a float copy."""
 
 
-def _one_of(value: object, valid: Sequence[str], name: str) -> str:
+def one_of(value: object, valid: Sequence[str], name: str) -> str:
+    """``value`` is one of the strings ``valid``, or a ValueError naming ``name`` and listing them."""
     if not isinstance(value, str) or value not in valid:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {value!r}")
     return value
@@ -44,17 +45,17 @@ def _one_of(value: object, valid: Sequence[str], name: str) -> str:
 
 def check_mode(mode: object) -> str:
     """``mode`` is 'valid', 'same' or 'full'."""
-    return _one_of(mode, MODES, "mode")
+    return one_of(mode, MODES, "mode")
 
 
 def check_boundary(boundary: object) -> str:
     """``boundary`` is one of ``numpy.pad``'s modes that ``filter2d`` supports."""
-    return _one_of(boundary, BOUNDARIES, "boundary")
+    return one_of(boundary, BOUNDARIES, "boundary")
 
 
 def check_padding_mode(padding_mode: object) -> str:
     """``padding_mode`` as in ``torch.nn.Conv2d``; returns the ``numpy.pad`` mode it stands for."""
-    return PADDING_MODES[_one_of(padding_mode, tuple(PADDING_MODES), "padding_mode")]
+    return PADDING_MODES[one_of(padding_mode, tuple(PADDING_MODES), "padding_mode")]
 
 
 def _float_dtype(dtype: torch.dtype, name: str) -> torch.dtype:
@@ -230,7 +231,7 @@ def check_cval(cval: object) -> float:
 def conv_padding(padding: object, kernel: Pair, dilation: Pair, stride: Pair) -> Quad:
     """(top, bottom, left, right) for ``conv2d``'s ``padding`` (int, pair, 'valid' or 'same', as torch)."""
     if isinstance(padding, str):
-        name = _one_of(padding, ("valid", "same"), "padding")
+        name = one_of(padding, ("valid", "same"), "padding")
         if name == "valid":
             return 0, 0, 0, 0
         if stride != (1, 1):

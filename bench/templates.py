@@ -1,0 +1,110 @@
+"""Template matching beside OpenCV and scikit-image: ``python -m bench.templates [--quick]``.
+
+One table, timed in interleaved rounds in one process (:func:`bench.timing.repeat_in_rounds`), medians per call,
+the machine header first. Images: 1080p and 4K grey, uint8 and float32 (seeded noise, smoothed so the scores
+are not flat). Templates 8-256 px cut from the image, ``ccoeff_normed``, three cases each:
+
+- ``one``: ``xcorr.match_template`` beside ``cv2.matchTemplate(..., TM_CCOEFF_NORMED)`` and
+  ``skimage.feature.match_template``;
+- ``mask``: a template mask (30% of pixels off) beside OpenCV's masked call (scikit-image has no mask);
+- ``16 templates``: one call with a (16, h, w) stack beside sixteen OpenCV calls (and sixteen scikit-image calls).
+
+Each row gives xcorr's largest difference to OpenCV's scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+import xcorr
+from bench.machine import describe, set_threads
+from bench.timing import FULL_POLICY, QUICK_POLICY, Policy, median_ms
+
+
+def _image(shape: tuple[int, int], dtype: type, rng: np.random.Generator) -> np.ndarray:
+    noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 2.0)
+    scaled = (noise - noise.min()) / np.ptp(noise) * 255
+    return scaled.astype(dtype)
+
+
+def _skimage() -> Callable[..., np.ndarray] | None:
+    try:
+        from skimage.feature import match_template
+    except ImportError:
+        return None
+    return match_template  # type: ignore[no-any-return]
+
+
+def table(images: dict[str, np.ndarray], sizes: tuple[int, ...], policy: Policy, rng: np.random.Generator) -> None:
+    skimage = _skimage()
+    print("\n### Template matching, ccoeff_normed\n")
+    print(
+        "| image | template | case | xcorr ms | cv2 ms | xcorr / cv2 | skimage ms | xcorr / skimage | max diff to cv2 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, image in images.items():
+        for size in sizes:
+            corners = rng.integers(0, np.array(image.shape) - size, (16, 2))
+            stack = np.stack([image[r : r + size, c : c + size] for r, c in corners])
+            one = stack[0]
+            mask = (rng.random((size, size)) > 0.3).astype(np.uint8)
+            cases: dict[str, dict[str, Callable[[], object]]] = {
+                "one": {
+                    "xcorr": lambda one=one, image=image: xcorr.match_template(image, one),
+                    "cv2": lambda one=one, image=image: cv2.matchTemplate(image, one, cv2.TM_CCOEFF_NORMED),
+                },
+                "mask": {
+                    "xcorr": lambda one=one, mask=mask, image=image: xcorr.match_template(image, one, mask=mask),
+                    "cv2": lambda one=one, mask=mask, image=image: cv2.matchTemplate(
+                        image, one, cv2.TM_CCOEFF_NORMED, mask=mask
+                    ),
+                },
+                "16 templates": {
+                    "xcorr": lambda stack=stack, image=image: xcorr.match_template(image, stack),
+                    "cv2": lambda stack=stack, image=image: [
+                        cv2.matchTemplate(image, t, cv2.TM_CCOEFF_NORMED) for t in stack
+                    ],
+                },
+            }
+            if skimage is not None:
+                cases["one"]["skimage"] = lambda one=one, image=image: skimage(image, one)
+                if size <= 64:  # sixteen scikit-image calls on large templates take tens of seconds
+                    cases["16 templates"]["skimage"] = lambda stack=stack, image=image: [
+                        skimage(image, t) for t in stack
+                    ]
+            for case, calls in cases.items():
+                ms = median_ms(calls, policy)
+                ours, theirs = calls["xcorr"](), calls["cv2"]()
+                difference = float(np.abs(np.asarray(ours) - np.asarray(theirs)).max())
+                sk = ms.get("skimage")
+                sk_cells = f"{sk:.1f} | {ms['xcorr'] / sk:.2f}" if sk else "- | -"
+                print(
+                    f"| {name} | {size}x{size} | {case} | {ms['xcorr']:.1f} | {ms['cv2']:.1f} | "
+                    f"{ms['xcorr'] / ms['cv2']:.2f} | {sk_cells} | {difference:.1e} |"
+                )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.templates", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small images, short timing")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(json.dumps(describe(set_threads(args.threads)), indent=1))
+    rng = np.random.default_rng(args.seed)
+    policy, scale = (QUICK_POLICY, 8) if args.quick else (FULL_POLICY, 1)
+    images = {
+        f"grey {1920 // scale}x{1080 // scale} uint8": _image((1080 // scale, 1920 // scale), np.uint8, rng),
+        f"grey {1920 // scale}x{1080 // scale} float32": _image((1080 // scale, 1920 // scale), np.float32, rng),
+        f"grey {3840 // scale}x{2160 // scale} uint8": _image((2160 // scale, 3840 // scale), np.uint8, rng),
+    }
+    table(images, (8, 16, 64) if args.quick else (8, 16, 64, 256), policy, rng)
+
+
+if __name__ == "__main__":
+    main()
