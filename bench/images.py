@@ -17,8 +17,6 @@ Kernels are seeded random positive blurs (sum 1), so 8-bit results stay in range
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 
 import cv2
@@ -26,8 +24,8 @@ import numpy as np
 import scipy.ndimage
 
 import xcorr
-from bench.machine import describe, set_threads
-from bench.timing import FULL_POLICY, QUICK_POLICY, Policy, median_ms
+from bench.machine import start_run
+from bench.timing import Policy, median_ms
 
 CV2_BORDERS = {
     "constant": cv2.BORDER_CONSTANT,
@@ -140,14 +138,7 @@ def photos_table(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.images", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small images, short timing")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(json.dumps(describe(set_threads(args.threads)), indent=1))
-    rng = np.random.default_rng(args.seed)
-    policy, scale = (QUICK_POLICY, 8) if args.quick else (FULL_POLICY, 1)
+    rng, policy, scale = start_run("python -m bench.images", __doc__.splitlines()[0], argv)
     boundaries_table(
         {
             f"gray {2048 // scale}²": ((2048 // scale, 2048 // scale), (3, 5, 9, 31), None),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
+import json
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import xcorr
+from bench.timing import FULL_POLICY, QUICK_POLICY, Policy
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -124,3 +128,16 @@ def _thread_pools() -> str:
         return ", ".join(sorted(pools))
     except ImportError:
         return "unknown"
+
+
+def start_run(prog: str, description: str, argv: list[str] | None) -> tuple[np.random.Generator, Policy, int]:
+    """The shared command line of the image benchmarks (``--quick``, ``--threads``, ``--seed``): threads set, the
+    machine header printed; returns the seeded generator, the timing policy and the image scale-down (8 quick)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help="small images, short timing")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(json.dumps(describe(set_threads(args.threads)), indent=1))
+    policy, scale = (QUICK_POLICY, 8) if args.quick else (FULL_POLICY, 1)
+    return np.random.default_rng(args.seed), policy, scale

@@ -14,16 +14,14 @@ Each row gives xcorr's largest difference to OpenCV's scores.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 import xcorr
-from bench.machine import describe, set_threads
-from bench.timing import FULL_POLICY, QUICK_POLICY, Policy, median_ms
+from bench.machine import start_run
+from bench.timing import Policy, median_ms
 
 
 def _image(shape: tuple[int, int], dtype: type, rng: np.random.Generator) -> np.ndarray:
@@ -90,20 +88,13 @@ def table(images: dict[str, np.ndarray], sizes: tuple[int, ...], policy: Policy,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.templates", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small images, short timing")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(json.dumps(describe(set_threads(args.threads)), indent=1))
-    rng = np.random.default_rng(args.seed)
-    policy, scale = (QUICK_POLICY, 8) if args.quick else (FULL_POLICY, 1)
+    rng, policy, scale = start_run("python -m bench.templates", __doc__.splitlines()[0], argv)
     images = {
         f"grey {1920 // scale}x{1080 // scale} uint8": _image((1080 // scale, 1920 // scale), np.uint8, rng),
         f"grey {1920 // scale}x{1080 // scale} float32": _image((1080 // scale, 1920 // scale), np.float32, rng),
         f"grey {3840 // scale}x{2160 // scale} uint8": _image((2160 // scale, 3840 // scale), np.uint8, rng),
     }
-    table(images, (8, 16, 64) if args.quick else (8, 16, 64, 256), policy, rng)
+    table(images, (8, 16, 64) if scale > 1 else (8, 16, 64, 256), policy, rng)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,7 +61,7 @@ class Tiling:
     grid: Pair
 
 
-Extension = tuple[Tensor, Tensor]
+Extension = tuple[np.ndarray, np.ndarray]
 """The input row and column each padded row and column reads (-1: a zero), as
 :func:`xcorr.padding.source_indices` gives them for a boundary."""
 
@@ -83,8 +84,8 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     """
     _, _, h, width = problem.input_shape
     top, bottom, left, right = problem.padding
-    rows = torch.from_numpy(source_indices(h, top, bottom, boundary))
-    cols = torch.from_numpy(source_indices(width, left, right, boundary, samples))
+    rows = source_indices(h, top, bottom, boundary)
+    cols = source_indices(width, left, right, boundary, samples)
     return run(x, w, problem, (rows, cols))
 
 
@@ -253,9 +254,9 @@ def _gather_tiles(
 ) -> None:
     """Fill ``tiles`` (N, C, R, C, Fh, Fw) with the overlapping tiles of ``chunk`` of the padded ``x``.
 
-    Tiles wholly inside ``x`` are copied as one strided window view per block. Tiles overlapping the padding get
-    zeros where they overlap it, or with an ``extension`` the rows and columns it names (:func:`_gather_extended`).
-    One pass over the input, no padded copy.
+    Tiles wholly inside ``x`` are copied as one strided window view per block. Where a tile overlaps the padding,
+    that part is zeros, or with an ``extension`` the rows and columns it names, gathered for those few rows and
+    columns only (:func:`_gather_extended`). One pass over the input, no padded copy.
     """
     images, rows, cols = chunk
     x = x[images.start : images.stop]
@@ -273,40 +274,51 @@ def _gather_tiles(
             tiles[:, :, :, first : first + count, :, max(offset + length, 0) :] = 0
     for r0, rc, rsrc, rdst, rlen in row_parts:
         for c0, cc, csrc, cdst, clen in col_parts:
-            inside = (rdst, rlen, cdst, clen) == (0, fh, 0, fw)
-            if extension is not None and not inside:
-                spans = ((rows.start + r0) * step_h, rc, step_h, fh), ((cols.start + c0) * step_w, cc, step_w, fw)
-                tiles[:, :, r0 : r0 + rc, c0 : c0 + cc] = _gather_extended(x, extension, spans)
+            block = tiles[:, :, r0 : r0 + rc, c0 : c0 + cc]
+            if rlen > 0 and clen > 0:
+                source = x[:, :, rsrc : rsrc + (rc - 1) * step_h + rlen, csrc : csrc + (cc - 1) * step_w + clen]
+                windows = source.unfold(2, rlen, step_h).unfold(3, clen, step_w)
+                block[..., rdst : rdst + rlen, cdst : cdst + clen] = windows
+            if extension is None:
                 continue
-            if rlen <= 0 or clen <= 0:
-                continue
-            source = x[:, :, rsrc : rsrc + (rc - 1) * step_h + rlen, csrc : csrc + (cc - 1) * step_w + clen]
-            windows = source.unfold(2, rlen, step_h).unfold(3, clen, step_w)
-            tiles[:, :, r0 : r0 + rc, c0 : c0 + cc, rdst : rdst + rlen, cdst : cdst + clen] = windows
+            row_first, col_first = (rows.start + r0) * step_h, (cols.start + c0) * step_w
+            for lo, hi in _margins(rdst, rlen, fh):
+                spans = (row_first + lo, rc, step_h, hi - lo), (col_first, cc, step_w, fw)
+                block[..., lo:hi, :] = _gather_extended(x, extension, spans)
+            for lo, hi in _margins(cdst, clen, fw):
+                spans = (row_first, rc, step_h, fh), (col_first + lo, cc, step_w, hi - lo)
+                block[..., :, lo:hi] = _gather_extended(x, extension, spans)
+
+
+def _margins(offset: int, length: int, size: int) -> list[tuple[int, int]]:
+    """The stretches of a tile's ``size`` positions outside the input, which covers ``[offset, offset + length)``."""
+    if length <= 0:
+        return [(0, size)]
+    return [(lo, hi) for lo, hi in ((0, offset), (offset + length, size)) if lo < hi]
 
 
 def _gather_extended(x: Tensor, extension: Extension, spans: tuple[tuple[int, int, int, int], ...]) -> Tensor:
-    """A run of tiles read through ``extension``: per axis ``(first padded position, tiles, step, tile size)``;
-    positions past the padded extent (read only by outputs a tile discards) are zeros. (N, C, R, C, Fh, Fw).
+    """Tiles' rows and columns read through ``extension``: per axis ``(first padded position, tiles, step,
+    positions per tile)``; positions past the padded extent (read only by outputs a tile discards) are zeros.
+    Returns (N, C, tile rows, tile columns, rows, columns).
 
-    Each axis is first narrowed to the span its indices reach (a view), and the shorter index is gathered first,
-    so a run along one border copies about its own size, not the image."""
+    Each axis is narrowed to the span its indices reach (a view), and only an axis whose positions are not a
+    plain run of the input is gathered, so the copy is about the size of what is read."""
     region = x
     gathers = []
-    for axis, ((start, count, step, size), source) in enumerate(zip(spans, extension, strict=True)):
-        positions = torch.arange(start, start + (count - 1) * step + size)
-        index = torch.where(positions < len(source), source[positions.clamp(max=len(source) - 1)], -1)
+    for dim, (start, count, step, size), source in zip((-2, -1), spans, extension, strict=True):
+        positions = np.arange(start, start + (count - 1) * step + size)
+        index = np.where(positions < len(source), source[np.minimum(positions, len(source) - 1)], -1)
         reached = index[index >= 0]
-        low = int(reached.min()) if len(reached) else 0
-        high = int(reached.max()) + 1 if len(reached) else 1
-        region = region.narrow(axis - 2, low, high - low)
-        if not torch.equal(index, torch.arange(low, low + len(index))):  # else the narrowed view is the run
-            gathers.append((axis - 2, index - low))
+        low, high = (int(reached.min()), int(reached.max()) + 1) if len(reached) else (0, 1)
+        region = region.narrow(dim, low, high - low)
+        if not np.array_equal(index, np.arange(low, low + len(index))):  # else the narrowed view is the run
+            gathers.append((dim, index - low))
     for dim, index in sorted(gathers, key=lambda g: len(g[1])):
-        region = region.index_select(dim, index.clamp(min=0))
-        outside = torch.nonzero(index < 0).flatten()
+        region = region.index_select(dim, torch.from_numpy(np.maximum(index, 0)))
+        outside = np.flatnonzero(index < 0)
         if len(outside):  # a copy now, never the caller's tensor
-            region.index_fill_(dim, outside, 0)
+            region.index_fill_(dim, torch.from_numpy(outside), 0)
     (_, _, step_h, fh), (_, _, step_w, fw) = spans
     return region.unfold(2, fh, step_h).unfold(3, fw, step_w)
 

@@ -18,12 +18,12 @@ from typing import Annotated
 import typer
 
 import xcorr
-from xcorr.cli import bench_command, console, demo_command, filter_command, fit_command, plan_command
+from xcorr.cli import bench_command, console, demo_command, filter_command, fit_command, match_command, plan_command
 from xcorr.cli.errors import EXIT_INPUT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 app = typer.Typer(
     name="xcorr",
-    help="2-D cross-correlation for image files: filter, fit a kernel, explain the plan, benchmark.\n\n"
+    help="2-D cross-correlation for image files: filter, fit a kernel, find templates, explain the plan, benchmark.\n\n"
     "Exit codes: 0 ok, 1 some inputs failed (the others were processed), 2 usage error (nothing was run), "
     "130 interrupted.",
     invoke_without_command=True,
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.command("filter", epilog=filter_command.EXAMPLES)(filter_command.filter_command)
 app.command("fit", epilog=fit_command.EXAMPLES)(fit_command.fit_command)
+app.command("match", epilog=match_command.EXAMPLES)(match_command.match_command)
 app.command("plan", epilog=plan_command.EXAMPLES)(plan_command.plan_command)
 app.command("demo", epilog=demo_command.EXAMPLES)(demo_command.demo_command)
 app.command(

@@ -119,3 +119,29 @@ def save_loss_curve(path: Path, losses: Sequence[float], title: str) -> None:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     _save(figure, path)
+
+
+def save_matches(
+    path: Path, image: np.ndarray, scores: Mapping[str, np.ndarray], matches: Sequence[Mapping[str, Any]]
+) -> None:
+    """The ``image`` (..., H, W) with a box at each match (rows of ``xcorr match``: ``row``, ``column``,
+    ``height``, ``width``, ``rank``), then the score map of each template (up to four)."""
+    plt = pyplot()
+    shown = list(scores.items())[:4]
+    figure, axes = plt.subplots(1, 1 + len(shown), figsize=(5 * (1 + len(shown)), 4), squeeze=False)
+    picture, cmap = _displayable(image)
+    axes[0, 0].imshow(picture, cmap=cmap)
+    for match in matches:
+        box = plt.Rectangle(
+            (match["column"] - 0.5, match["row"] - 0.5), match["width"], match["height"], fill=False, color="red"
+        )
+        axes[0, 0].add_patch(box)
+        axes[0, 0].annotate(str(match["rank"]), (match["column"], match["row"]), color="red", fontsize=8)
+    axes[0, 0].set_title("matches")
+    axes[0, 0].axis("off")
+    for ax, (name, score) in zip(axes[0, 1:], shown, strict=True):
+        heat = ax.imshow(score, cmap="viridis")
+        ax.set_title(f"scores: {Path(name).name}")
+        ax.axis("off")
+        figure.colorbar(heat, ax=ax, shrink=0.8)
+    _save(figure, path)
