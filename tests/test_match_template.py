@@ -39,7 +39,9 @@ def brute_force(image, template, method, mask=None, image_mask=None):
             else:
                 tc, ic = t, window
             numerator = (w2 * (t - window) ** 2).sum() if method.startswith("sqdiff") else (w2 * tc * ic).sum()
-            norm = np.sqrt((w2 * tc**2).sum() * (w2 * ic**2).sum())
+            t_var, i_var = (w2 * tc**2).sum(), (w2 * ic**2).sum()
+            flat = t_var <= 1e-12 * (w2 * t**2).sum() or i_var <= 1e-12 * (w2 * window**2).sum()
+            norm = 0.0 if flat else np.sqrt(t_var * i_var)  # a flat template or window: its variance is rounding
             if method.endswith("normed"):
                 flat = 1.0 if method == "sqdiff_normed" else 0.0
                 out[r, c] = np.clip(numerator / norm, -1, 1) if norm > 0 else flat

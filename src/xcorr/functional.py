@@ -118,7 +118,8 @@ def filter2d(
 
     Args:
         image: (H, W) or (..., H, W); every leading slice is filtered with the same kernel. Any real dtype:
-            integers (uint8, uint16 photos) are filtered in float32.
+            integers are computed in float32; uint8 and uint16 photos are read as they are (no float copy) where
+            the planner runs the direct or FFT algorithm.
         kernel: (kh, kw). Correlation, not convolution: flip the kernel (``kernel[::-1, ::-1]``) to convolve.
         mode: output size, exactly as ``scipy.signal.correlate2d``: ``"valid"`` (H - kh + 1, W - kw + 1),
             ``"same"`` (H, W), centred as SciPy centres it, even kernels included, or ``"full"``

@@ -197,6 +197,8 @@ def _combined(method: str, sums: _WindowSums) -> Tensor:
         return cross
     t_var = (sums.template_squares - 2 * t_mean * sums.template_weighted + t_mean**2 * a2).sum(1)
     i_var = (sums.image_squares - 2 * i_mean * sums.image_weighted + i_mean**2 * a2).sum(1)
+    t_var = torch.where(t_var <= scores.FLAT * sums.template_squares.sum(1), 0.0, t_var)  # rounding of a flat one
+    i_var = torch.where(i_var <= scores.FLAT * sums.image_squares.sum(1), 0.0, i_var)
     return _normed(cross, t_var.clamp_min(0) * i_var.clamp_min(0), flat=0.0)
 
 

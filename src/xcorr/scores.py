@@ -18,6 +18,8 @@ from xcorr.algo.threads import run_tasks
 
 METHOD_CODES = {"sqdiff": 0, "sqdiff_normed": 1, "ccorr": 2, "ccorr_normed": 3, "ccoeff": 4, "ccoeff_normed": 5}
 _SECONDS_PER_ELEMENT = 2e-9
+FLAT = 1e-12
+"""A variance at most this fraction of its sum of squares is rounding of a flat window or template: zero."""
 
 
 def box_moments(x: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -118,24 +120,35 @@ def _combine(method, cross, s, sw, ss, ts, tw, tt, w, w2, out, first, stop):  # 
     t_mean = ts / w if w != 0 else np.zeros_like(ts)
     t_var = np.zeros(n)
     for t in range(n):
+        squares = 0.0
         for c in range(channels):
+            squares += tt[t, c]
             if centred:
                 t_var[t] += tt[t, c] - 2 * t_mean[t, c] * tw[t, c] + t_mean[t, c] ** 2 * w2
             else:
                 t_var[t] += tt[t, c]
+        if t_var[t] <= FLAT * squares:  # a flat template: what is left is rounding
+            t_var[t] = 0.0
     i_mean = np.zeros((channels, out_width))
     i_var = np.zeros(out_width)
     row = np.empty(out_width)  # one template's scores, float64 until written
+    i_squares = np.zeros(out_width)
     for r in range(first, stop):
         i_var[:] = 0.0
+        i_squares[:] = 0.0
         for c in range(channels):
             for j in range(out_width):
                 if centred:
                     mean = s[c, r, j] / w if w != 0 else 0.0
                     i_mean[c, j] = mean
                     i_var[j] += ss[c, r, j] - 2 * mean * sw[c, r, j] + mean * mean * w2
+                    i_squares[j] += ss[c, r, j]
                 else:
                     i_var[j] += ss[c, r, j]
+        if centred:
+            for j in range(out_width):
+                if i_var[j] <= FLAT * i_squares[j]:  # a flat window
+                    i_var[j] = 0.0
         for t in range(n):
             for j in range(out_width):
                 row[j] = cross[t, r, j]
