@@ -135,12 +135,9 @@ def _planned_without_autograd(
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
-    problem = dataclasses.replace(problem_for(x, w, padding=padding, **_geometry(settings)), dtype=w.dtype)
+    geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
+    problem = dataclasses.replace(problem_for(x, w, padding=padding, **geometry), dtype=w.dtype)  # x: maybe samples
     return plan_problem(problem, algo=settings["algo"]).forward.algorithm, problem
-
-
-def _geometry(settings: dict[str, Any]) -> dict[str, Any]:
-    return {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
 
 
 def _correlate_band(window: Tensor, w: Tensor, settings: dict[str, Any]) -> Tensor:
