@@ -4,6 +4,7 @@ that never touches the user's."""
 import os
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("XCORR_MEASURE", "0")  # each test has a fresh tuning cache: measuring would re-time every shape
 
 import pytest
 import torch

@@ -1,12 +1,16 @@
-"""The direct algorithm's own paths: wide rows (read in place, border strips), narrow rows (blocks), threads."""
+"""The direct algorithm's own paths: wide rows (read in place, border strips), narrow rows (blocks), wide kernels
+on narrow outputs (dot products), threads."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from xcorr.algo import direct
+import xcorr
+from xcorr import gradients
+from xcorr.algo import direct, dots
 from xcorr.algo.threads import run_tasks
 from xcorr.problem import Problem
 
@@ -185,3 +189,72 @@ def test_run_tasks_covers_every_task_once() -> None:
 )
 def test_cost_model_knows_which_problems_sweep_four_rows(problem: Problem, expected: bool) -> None:
     assert (direct._mode(problem) == "four rows") is expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    out_size=st.tuples(st.integers(1, 4), st.integers(1, 8)),
+    kernel=st.tuples(st.integers(1, 12), st.integers(32, 100)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 3)),
+    padding=st.tuples(*[st.integers(0, 5)] * 4),
+    channels=st.sampled_from([(1, 1, 1), (3, 2, 1), (4, 4, 2), (3, 3, 3)]),
+    boundary=st.sampled_from(["constant", "reflect", "symmetric", "edge", "wrap"]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_wide_kernels_on_narrow_outputs_match_conv2d(
+    out_size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    channels: tuple[int, int, int],
+    boundary: str,
+    dtype: torch.dtype,
+    seed: int,
+) -> None:
+    """Weight-gradient shapes (a kernel nearly as wide as the image, a few output columns): one dot product per
+    output pixel and kernel row, border columns through the boundary, against the padded float64 reference."""
+    c, o, groups = channels
+    top, bottom, left, right = padding
+    size = tuple(
+        (out - 1) * s + (k - 1) * d + 1 - before - after
+        for out, s, k, d, before, after in zip(
+            out_size, stride, kernel, dilation, (top, left), (bottom, right), strict=True
+        )
+    )
+    assume(min(size) > max(padding) if boundary == "reflect" else min(size) > 0)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, c, *size, generator=g, dtype=dtype)
+    w = torch.randn(o, c // groups, *kernel, generator=g, dtype=dtype)
+    problem = Problem(shape4(x), shape4(w), stride, padding, dilation, groups, dtype)
+    assume(dots.suits(problem))
+    extended = torch.from_numpy(
+        np.pad(x.double().numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)), mode=boundary)
+    )
+    flat = Problem(shape4(extended), shape4(w), stride, (0, 0, 0, 0), dilation, groups, dtype)
+    y = direct.run_extended(x, w, problem, boundary)
+    assert_matches_conv2d(y, extended.to(dtype), w, flat)
+
+
+def test_wide_kernels_put_nan_and_inf_where_a_direct_sum_does() -> None:
+    x = torch.randn(1, 1, 20, 200, dtype=torch.float64)
+    x[0, 0, 3, 50], x[0, 0, 12, 180] = float("inf"), float("nan")
+    w = torch.rand(2, 1, 10, 190, dtype=torch.float64) + 0.1
+    problem = Problem(shape4(x), shape4(w), padding=(1, 1, 2, 2), dtype=torch.float64)
+    assert dots.suits(problem)
+    y = direct.run(x, w, problem)
+    expected = F.conv2d(F.pad(x, (2, 2, 1, 1)), w)
+    assert torch.equal(y.isnan(), expected.isnan()) and torch.equal(y.isinf(), expected.isinf())
+    finite = expected.isfinite()
+    torch.testing.assert_close(y[finite], expected[finite])
+
+
+def test_weight_gradients_through_the_dot_products_pass_gradcheck() -> None:
+    """A layer on a 40x44 image: its weight gradient is a correlation with a 38x42 kernel and a 3x3 output."""
+    x = torch.randn(2, 2, 40, 44, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    weight_product = gradients.weight_gradient_problem(Problem(shape4(x), (3, 2, 3, 3), dtype=torch.float64))
+    assert dots.suits(weight_product)
+    assert torch.autograd.gradcheck(lambda w: xcorr.conv2d(x, w, algo="direct"), (w,))

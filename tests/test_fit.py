@@ -138,3 +138,31 @@ def test_gd_with_a_same_size_output_descends_on_the_best_anchor() -> None:
     result = xcorr.fit_kernel(x, y, (1, 2), method="gd", lr=5e-4, steps=300)
     assert result.anchor == (0, 1)
     np.testing.assert_allclose(result.kernel, [[-1.0, 1.0]], atol=1e-3)
+
+
+@given(
+    kernel=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    extra=st.tuples(st.integers(0, 8), st.integers(0, 8)),
+    pairs=st.integers(1, 3),
+    bias=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_normal_equations_equal_an_explicit_least_squares(
+    kernel: tuple[int, int], extra: tuple[int, int], pairs: int, bias: bool, seed: int
+) -> None:
+    """Images from exactly the kernel's size up (windows narrower than the kernel included) against NumPy's lstsq on
+    the explicit window matrix, with noise so the fit is not exact."""
+    rng = np.random.default_rng(seed)
+    (h, w), (dh, dw) = kernel, extra
+    x = rng.standard_normal((pairs, h + dh, w + dw))
+    y = rng.standard_normal((pairs, dh + 1, dw + 1))
+    columns = [x[:, i : i + dh + 1, j : j + dw + 1].ravel() for i in range(h) for j in range(w)]
+    if bias:
+        columns.append(np.ones(y.size))
+    design = np.stack(columns, 1)
+    solution = np.linalg.lstsq(design, y.ravel(), rcond=None)[0]
+    result = xcorr.fit_kernel(x, y, (h, w), bias=bias)
+    residual = design @ solution - y.ravel()
+    assert result.loss == pytest.approx(float(residual @ residual), rel=1e-6, abs=1e-9)
+    if np.linalg.matrix_rank(design) == design.shape[1] and np.linalg.cond(design) < 1e6:
+        np.testing.assert_allclose(result.kernel, solution[: h * w].reshape(h, w), atol=1e-6)

@@ -25,6 +25,9 @@ REFERENCE_PER_TAP = 1.5e-5  # one einsum call
 VENDOR_PER_MAC_DENSE = 1.7e-11
 VENDOR_PER_MAC_THIN = 2.5e-10
 VENDOR_PER_OUTPUT_PIXEL_THIN = 3.4e-8
+# Depthwise layers (one input channel per group, as many outputs): torch has a kernel of its own for them.
+VENDOR_PER_MAC_DEPTHWISE = 3.1e-11
+VENDOR_PER_OUTPUT_PIXEL_DEPTHWISE = 1.6e-9
 
 # ---- fft (src/xcorr/algo/fft.py): overlap-save FFT tiles. ----
 # Set from single-thread microbenchmarks of each step (quiet moments of a shared 2-core machine) divided by 1.8
@@ -48,12 +51,21 @@ FFT_MAX_TILE_POINTS = 512 * 512
 # Fitted like fft's: bench.calibrate's direct_constants and separable_constants timed on 1 thread (CPU time, the
 # shared 2-core machine being busy) and divided by 1.8 for 2 threads; `python -m bench.calibrate` refits them on
 # a quiet machine. Per output row (tap list, border strips or block copies) and per multiply-add of the sweeps.
-DIRECT_PER_ROW = 4.5e-8
+DIRECT_PER_ROW = 1.7e-7
+# Each column of each sweep of the inner loop (up to eight taps added into a loaded and stored output column):
+# what makes a tail of one or two taps dear (not in the four-row sweeps' price, fitted per multiply-add).
+# DIRECT_PER_ROW and DIRECT_PER_SWEEP_COLUMN fitted on depthwise layers (7-224 px, k 3-7, stride 1 and 2),
+# 1024x1024 images and strided multi-channel rows, with DIRECT_PER_MAC_F32 kept.
+DIRECT_PER_SWEEP_COLUMN = 1.35e-10
 DIRECT_PER_MAC_F32 = 3.8e-11
 DIRECT_PER_MAC_F64 = 5.7e-11
 # The four-row sweeps' time per multiply-add over the one-row sweeps' (3x3, kernel rows in sevens and fives);
 # fitted by bench.calibrate on 2 threads (float32, 1024x1024, k = 3, 5, 7, 10, 14).
 DIRECT_FOUR_ROW_MAC_FACTOR = 0.60
+# The "dots" mode (wide kernels, narrow outputs: weight gradients): per dot product along a kernel row, and its
+# time per multiply-add over the one-row sweeps'.
+DIRECT_PER_DOT = 1.4e-8
+DIRECT_DOTS_MAC_FACTOR = 0.48
 # Separable: per output row per (input channel, rank term) pair of passes, and per multiply-add of the passes
 # (the vertical one over input columns, the horizontal one over output columns); float64 scaled as for direct.
 SEPARABLE_PER_TERM_ROW = 5.6e-7

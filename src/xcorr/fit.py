@@ -22,7 +22,7 @@ from itertools import product
 import torch
 from torch import Tensor
 
-from xcorr import arguments
+from xcorr import arguments, lags
 from xcorr.arguments import ArrayLike, Result
 from xcorr.autograd import correlate
 from xcorr.nn import LazyConv2d
@@ -112,21 +112,39 @@ def _normal_equations(
     h, w = kernel_size
     ho, wo = ys[0].shape[-2:]
     channels = x.reshape(1, -1, *x.shape[-2:]).to(torch.float64)  # pairs as channels: the correlation sums them
+    gram = _window_gram(channels, kernel_size)
+    targets = [y.reshape(1, -1, ho, wo).to(channels) for y in ys]
+    rhs = [correlate(channels, t).reshape(h * w) for t in targets]
+    if bias:
+        sums = _window_sums(channels, kernel_size).reshape(h * w, 1)
+        count = torch.tensor([[float(targets[0].numel())]], dtype=torch.float64, device=channels.device)
+        gram = torch.cat([torch.cat([gram, sums], 1), torch.cat([sums.T, count], 1)])
+        rhs = [torch.cat([r, t.sum().reshape(1)]) for r, t in zip(rhs, targets, strict=True)]
+    return gram, rhs
+
+
+def _window_gram(channels: Tensor, kernel_size: tuple[int, int]) -> Tensor:
+    """``A^T A`` (T, T) of the images in ``channels`` (1, B, H, W) float64: by lags on CPU (:mod:`xcorr.lags`),
+    elsewhere as correlations of the images with their own windows, a bounded number of windows per call."""
+    if channels.device.type == "cpu":
+        return torch.from_numpy(lags.window_gram(channels[0].contiguous().numpy(), kernel_size))
+    h, w = kernel_size
+    ho, wo = channels.shape[-2] - h + 1, channels.shape[-1] - w + 1
     taps = [(p, q) for p in range(h) for q in range(w)]
     per_call = max(1, WINDOW_BYTES_PER_CALL // (channels.shape[1] * ho * wo * 8))
     rows = []
     for start in range(0, len(taps), per_call):
         windows = torch.stack([channels[0, :, p : p + ho, q : q + wo] for p, q in taps[start : start + per_call]])
         rows.append(correlate(channels, windows).reshape(len(windows), h * w))
-    gram = torch.cat(rows)
-    targets = [y.reshape(1, -1, ho, wo).to(channels) for y in ys]
-    rhs = [correlate(channels, t).reshape(h * w) for t in targets]
-    if bias:
-        sums = correlate(channels, torch.ones_like(targets[0])).reshape(h * w, 1)
-        count = torch.tensor([[float(targets[0].numel())]], dtype=torch.float64, device=channels.device)
-        gram = torch.cat([torch.cat([gram, sums], 1), torch.cat([sums.T, count], 1)])
-        rhs = [torch.cat([r, t.sum().reshape(1)]) for r, t in zip(rhs, targets, strict=True)]
-    return gram, rhs
+    return torch.cat(rows)
+
+
+def _window_sums(channels: Tensor, kernel_size: tuple[int, int]) -> Tensor:
+    """The sum of each tap's window over the images in ``channels`` (1, B, H, W) float64 (h * w values)."""
+    if channels.device.type == "cpu":
+        return torch.from_numpy(lags.window_sums(channels[0].contiguous().numpy(), kernel_size))
+    ho, wo = channels.shape[-2] - kernel_size[0] + 1, channels.shape[-1] - kernel_size[1] + 1
+    return correlate(channels, channels.new_ones((1, channels.shape[1], ho, wo)))
 
 
 def _lstsq(
@@ -148,8 +166,8 @@ def _lstsq(
 def _loss(x: Tensor, y: Tensor, kernel: Tensor, bias: float) -> float:
     """``sum((corr2d(x, kernel) + bias - y) ** 2)`` over every pair, in float64."""
     with torch.no_grad():
-        residual = correlate(x, kernel[None, None]) + bias - y
-        return float((residual.double() ** 2).sum())
+        residual = correlate(x, kernel[None, None]).sub_(y).add_(bias)
+        return float(torch.linalg.vector_norm(residual, dtype=torch.float64) ** 2)
 
 
 def _descend(

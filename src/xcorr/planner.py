@@ -7,44 +7,61 @@ so its decisions are cached and can be made before any data exists. For one prob
 2. Vetoes: algorithms that cannot do the case (device, dtype, kernel rank) and, under
    ``use(precision="exact")``, those whose error is absolute rather than relative (FFT, low-rank).
 3. ``with use("fft"):`` prefers the named algorithm wherever it is not vetoed.
-4. A winner measured by :func:`tune` on this machine for this very problem.
+4. A winner measured on this machine for this very problem, by :func:`tune` or by an earlier call (below).
 5. The cheapest estimate of the cost model (constants in :mod:`xcorr.costs`).
+
+Measured once, remembered (like ``torch.backends.cudnn.benchmark``, but on disk and on by default): where the
+cost model cannot tell its candidates apart (more than one within :data:`MEASURE_FACTOR` of the cheapest) and the
+cheapest is estimated under :data:`MEASURE_MAX_SECONDS`, the first call of a new problem times those candidates
+on random data of its shapes (for a gradient product: the gradient as it would run) and records the winner in
+the tuning cache. That first call then costs about one warm-up and two timed runs of each close candidate; every
+later call, in this process or the next, pays a dictionary lookup. Not while tracing (compile, export, fake
+tensors, ``torch.func``), and not with ``use(measure=False)`` or ``XCORR_MEASURE=0`` in the environment.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from xcorr import costs, tuning
 from xcorr.algo import algorithm_names, get_algorithm
 from xcorr.arguments import conv_padding, pair
 from xcorr.errors import UnsupportedError
-from xcorr.gradients import input_gradient_problem, weight_gradient_problem
+from xcorr.gradients import input_gradient, input_gradient_problem, weight_gradient, weight_gradient_problem
 from xcorr.problem import Problem
 
 PRECISIONS = ("any", "exact")
+
+
+# Candidates estimated within this factor of the cheapest are measured on a problem's first call...
+MEASURE_FACTOR = 4.0
+# ...when the cheapest is estimated to take less than this (the measurement costs a few runs of each).
+MEASURE_MAX_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
 class _Preference:
     algorithm: str | None = None
     precision: str = "any"
+    measure: bool = True
 
 
 _preference: contextvars.ContextVar[_Preference] = contextvars.ContextVar(
     "xcorr_preference",
-    default=_Preference(),  # noqa: B039 (frozen, so safe to share)
+    default=_Preference(measure=os.environ.get("XCORR_MEASURE", "1") != "0"),  # noqa: B039 (frozen: safe to share)
 )
 
 
 @contextmanager
-def use(algorithm: str | None = None, *, precision: str = "any") -> Iterator[None]:
+def use(algorithm: str | None = None, *, precision: str = "any", measure: bool | None = None) -> Iterator[None]:
     """Steer ``algo="auto"`` inside a ``with`` block (thread- and task-local; nests).
 
     Args:
@@ -53,6 +70,8 @@ def use(algorithm: str | None = None, *, precision: str = "any") -> Iterator[Non
             the enclosing preference.
         precision: ``"exact"`` forbids algorithms whose error is absolute (``eps * max|x| * sum|w|``: FFT and
             low-rank separable passes), for callers who need every output accurate relative to its own size.
+        measure: whether a new problem's first call may time the close candidates (see the module docstring);
+            ``None`` keeps the enclosing setting (on by default, off with ``XCORR_MEASURE=0``).
 
     Example:
         >>> import torch, xcorr
@@ -66,7 +85,9 @@ def use(algorithm: str | None = None, *, precision: str = "any") -> Iterator[Non
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
     outer = _preference.get()
-    token = _preference.set(_Preference(algorithm or outer.algorithm, precision))
+    token = _preference.set(
+        _Preference(algorithm or outer.algorithm, precision, outer.measure if measure is None else measure)
+    )
     try:
         yield
     finally:
@@ -125,8 +146,14 @@ def vetoes(problem: Problem, precision: str) -> dict[str, str]:
     return reasons
 
 
+# Which product of a forward problem a choice is for: ("forward" | "grad_input" | "grad_weight", the forward).
+Origin = tuple[str, Problem]
+
+
 @functools.lru_cache(maxsize=4096)
-def _choose(problem: Problem, algo: str, preference: _Preference, tuning_generation: int, threads: int) -> Choice:
+def _choose(
+    problem: Problem, algo: str, preference: _Preference, tuning_generation: int, threads: int, origin: Origin | None
+) -> Choice:
     if problem.macs == 0:  # an empty batch, no channels, or no output: the engine returns zeros of the right shape
         return Choice("reference", "empty: nothing to compute, zeros returned", ())
     vetoed = vetoes(problem, preference.precision)
@@ -142,25 +169,41 @@ def _choose(problem: Problem, algo: str, preference: _Preference, tuning_generat
         return Choice(preference.algorithm, f"preferred by xcorr.use({preference.algorithm!r})", estimates)
     measured = tuning.lookup(problem)
     if measured in dict(estimates):  # a known algorithm that may run here (a stale entry may name neither)
-        return Choice(measured, "measured fastest by xcorr.tune", estimates)
+        return Choice(measured, "measured fastest on this machine", estimates)
+    close = [name for name, cost in estimates if cost <= MEASURE_FACTOR * estimates[0][1]]
+    if preference.measure and len(close) > 1 and estimates[0][1] <= MEASURE_MAX_SECONDS and _may_measure():
+        winner = _measure_winner(close, origin or ("forward", problem), repeats=3)
+        tuning.record(problem, winner)
+        return Choice(winner, "measured fastest on this machine", estimates)
     return Choice(estimates[0][0], "cheapest by the cost model", estimates)
 
 
-def choose(problem: Problem, algo: str = "auto") -> Choice:
-    """The algorithm for ``problem``: ``algo`` itself, or the planner's pick for ``"auto"``."""
-    return _choose(problem, algo, _preference.get(), tuning.generation(), torch.get_num_threads())
+def _may_measure() -> bool:
+    """Whether running real products now is harmless: not inside compile, jit tracing, fake or functorch tensors."""
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
+        return False
+    if torch._guards.detect_fake_mode() is not None:
+        return False
+    return torch._C._functorch.maybe_current_level() is None
+
+
+def choose(problem: Problem, algo: str = "auto", origin: Origin | None = None) -> Choice:
+    """The algorithm for ``problem``: ``algo`` itself, or the planner's pick for ``"auto"``. ``origin`` says which
+    product of which forward problem ``problem`` is, so that a measurement times what would run."""
+    return _choose(problem, algo, _preference.get(), tuning.generation(), torch.get_num_threads(), origin)
 
 
 def choose_exact(problem: Problem) -> Choice:
     """The planner's pick among algorithms whose error is relative (for data with NaN or Inf in it)."""
-    return _choose(problem, "auto", _Preference(precision="exact"), tuning.generation(), torch.get_num_threads())
+    exact = _Preference(precision="exact", measure=False)
+    return _choose(problem, "auto", exact, tuning.generation(), torch.get_num_threads(), None)
 
 
-def _choose_for_gradient(problem: Problem, algo: str) -> Choice:
+def _choose_for_gradient(product: Problem, algo: str, origin: Origin) -> Choice:
     """A forced algorithm runs the gradient products too where it can; the planner picks where it cannot."""
-    if algo != "auto" and get_algorithm(algo).unsupported(problem) is None:
-        return choose(problem, algo)
-    return choose(problem)
+    if algo != "auto" and get_algorithm(algo).unsupported(product) is None:
+        return choose(product, algo, origin)
+    return choose(product, "auto", origin)
 
 
 def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choice]:
@@ -169,8 +212,8 @@ def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choi
     Shapes only: the weight's rank is never needed (so a backward pass can plan from the saved tensors' shapes).
     """
     return (
-        _choose_for_gradient(input_gradient_problem(problem), algo),
-        _choose_for_gradient(weight_gradient_problem(problem), algo),
+        _choose_for_gradient(input_gradient_problem(problem), algo, ("grad_input", problem)),
+        _choose_for_gradient(weight_gradient_problem(problem), algo, ("grad_weight", problem)),
     )
 
 
@@ -187,7 +230,7 @@ def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "
 def _plan(
     problem: Problem, requires_grad: bool, algo: str, preference: _Preference, tuning_generation: int, threads: int
 ) -> Plan:
-    forward = _choose(problem, algo, preference, tuning_generation, threads)
+    forward = _choose(problem, algo, preference, tuning_generation, threads, None)
     if not requires_grad:
         return Plan(problem, forward)
     return Plan(problem, forward, *gradient_choices(problem, algo))
@@ -262,7 +305,11 @@ def plan(
     weight_rank: int | None = None,
     algo: str = "auto",
 ) -> Plan:
-    """What ``xcorr.conv2d`` would run for these shapes, and why, without running anything.
+    """What ``xcorr.conv2d`` would run for these shapes, and why, from shapes only (no data).
+
+    Where the cost model cannot tell the candidates apart, the first plan of a new problem times them on random
+    data, exactly as the first ``conv2d`` call would (see the module docstring; ``use(measure=False)`` keeps it to
+    the estimates).
 
     Args:
         input_shape: (N, C, H, W).
@@ -301,16 +348,44 @@ def plan(
 TUNE_SHORTLIST_FACTOR = 20.0
 
 
-def _measure_winner(problem: Problem, repeats: int) -> str:
-    estimates = choose(problem).estimates
-    shortlist = [name for name, cost in estimates if cost <= TUNE_SHORTLIST_FACTOR * estimates[0][1]]
-    x = torch.randn(problem.input_shape, dtype=problem.dtype, device=problem.device)
-    w = torch.randn(problem.weight_shape, dtype=problem.dtype, device=problem.device)
+def _product_call(origin: Origin) -> Callable[[str], Callable[[], Tensor]]:
+    """For an algorithm's name, a call running the product ``origin`` names on random data as it would run: a
+    gradient through :mod:`xcorr.gradients` (an algorithm's native gradient kernel included)."""
+    kind, forward = origin
+
+    def noise(shape: Sequence[int]) -> Tensor:
+        return torch.randn(tuple(max(size, 0) for size in shape), dtype=forward.dtype, device=forward.device)
+
+    x, w = noise(forward.input_shape), noise(forward.weight_shape)
+    if kind == "forward":
+        return lambda name: functools.partial(get_algorithm(name).run, x, w, forward)
+    dy = noise(forward.output_shape)
+
+    def run(a: Tensor, b: Tensor, product: Problem, name: str) -> Tensor:
+        return get_algorithm(name).run(a, b, product)
+
+    if kind == "grad_input":
+        return lambda name: functools.partial(input_gradient, dy, w, forward, name, run)
+    return lambda name: functools.partial(weight_gradient, x, dy, forward, name, run)
+
+
+def _measure_winner(candidates: Sequence[str], origin: Origin, repeats: int) -> str:
+    """The fastest of ``candidates`` on the product ``origin`` names (the least disturbed of ``repeats`` runs, after
+    one to warm up; twice when the first is slow: a compiled kernel loading). One whose warm-up takes over
+    :data:`MEASURE_FACTOR` times the best so far is out without more runs, so a candidate the cost model
+    misjudged costs one or two runs."""
+    call = _product_call(origin)
+    device = origin[1].device
+    times: dict[str, float] = {}
     with torch.no_grad():
-        times = {
-            name: tuning.measure(functools.partial(get_algorithm(name).run, x, w, problem), repeats, problem.device)
-            for name in shortlist
-        }
+        for name in candidates:
+            run = call(name)
+            warm_up = tuning.time_once(run, device)
+            if times and warm_up > MEASURE_FACTOR * min(times.values()):
+                warm_up = tuning.time_once(run, device)
+                if warm_up > MEASURE_FACTOR * min(times.values()):
+                    continue
+            times[name] = min(tuning.time_once(run, device) for _ in range(repeats))
     return min(times, key=times.__getitem__)
 
 
@@ -331,16 +406,16 @@ def tune(
     """Time the candidate algorithms on these shapes, remember the winners on disk, return the new plan.
 
     Arguments are those of :func:`plan`. Every product the plan contains (the forward and, with
-    ``requires_grad``, both gradient products) is measured on random data: each algorithm the cost model puts
-    within ``TUNE_SHORTLIST_FACTOR`` of the cheapest runs once to warm up, then ``repeats`` times, and the lowest
-    median wins. Winners are kept in :func:`xcorr.tuning.cache_path` (keyed by shapes, dtype, device, thread
-    count and versions), so later ``algo="auto"`` calls on the same shapes use them, in this process and the
-    next. Vetoes and ``use(...)`` still apply on top.
+    ``requires_grad``, both gradient products, as the backward pass runs them) is measured on random data: each
+    algorithm the cost model puts within ``TUNE_SHORTLIST_FACTOR`` of the cheapest runs once to warm up, then
+    ``repeats`` times, and the fastest run wins. Winners are kept in :func:`xcorr.tuning.cache_path` (keyed by
+    shapes, dtype, device, thread count and versions), so later ``algo="auto"`` calls on the same shapes use
+    them, in this process and the next. Vetoes and ``use(...)`` still apply on top.
 
     Example:
         >>> import xcorr
         >>> xcorr.tune((1, 1, 64, 64), (1, 1, 3, 3), padding=1, repeats=1).forward.reason
-        'measured fastest by xcorr.tune'
+        'measured fastest on this machine'
     """
     problem = describe(
         input_shape,
@@ -353,9 +428,14 @@ def tune(
         device=device,
         weight_rank=weight_rank,
     )
-    products = [problem]
+    products: list[tuple[Problem, Origin]] = [(problem, ("forward", problem))]
     if requires_grad:
-        products += [input_gradient_problem(problem), weight_gradient_problem(problem)]
-    for product in products:
-        tuning.record(product, _measure_winner(product, repeats))
+        products += [
+            (input_gradient_problem(problem), ("grad_input", problem)),
+            (weight_gradient_problem(problem), ("grad_weight", problem)),
+        ]
+    for product, origin in products:
+        estimates = choose(product, origin=origin).estimates
+        shortlist = [name for name, cost in estimates if cost <= TUNE_SHORTLIST_FACTOR * estimates[0][1]]
+        tuning.record(product, _measure_winner(shortlist, origin, repeats))
     return plan_problem(problem, requires_grad=requires_grad)

@@ -147,15 +147,16 @@ def record(problem: Problem, algorithm: str) -> None:
     _Loaded.generation += 1
 
 
+def time_once(run: Callable[[], object], device: str) -> float:
+    """Wall time of one ``run()`` in seconds (CUDA work included: the device is synchronised)."""
+    start = time.perf_counter()
+    run()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def measure(run: Callable[[], object], repeats: int, device: str) -> float:
     """Median wall time of ``run()`` in seconds over ``repeats`` calls, after one warm-up call."""
-    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    run()
-    synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    time_once(run, device)
+    return statistics.median(time_once(run, device) for _ in range(repeats))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algo import fourrows
+from xcorr.algo import dots, fourrows
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
 from xcorr.algo.strips import extend_line
@@ -210,7 +210,10 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     )
     seconds = cost(problem)
     mode = _mode(problem)
-    if mode == "blocks":
+    if mode == "dots":
+        geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
+        run_tasks(lambda first, stop: dots.correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
+    elif mode == "blocks":
         pitch = problem.padded_size[1]
         block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
         tasks = n * o * -(-ho // block_rows)
@@ -241,23 +244,53 @@ def unsupported(problem: Problem) -> str | None:
 
 
 def _mode(problem: Problem) -> str:
-    """How :func:`run` walks the output: "blocks" of narrow stride-1 rows, "four rows" at a time where
+    """How :func:`run` walks the output: "dots" along long kernel rows for narrow outputs
+    (:mod:`~xcorr.algo.dots`), "blocks" of narrow stride-1 rows, "four rows" at a time where
     :mod:`~xcorr.algo.fourrows` covers the kernel, else "rows" one by one."""
+    if dots.suits(problem):
+        return "dots"
     if problem.stride == (1, 1) and problem.output_shape[3] < BLOCK_MODE_MAX_WIDTH:
         return "blocks"
     return "four rows" if fourrows.covers(problem) else "rows"
 
 
-def cost(problem: Problem) -> float:
-    """A price per output row and one per multiply-add, lower for the four-row sweeps (:mod:`xcorr.costs`,
-    fitted by ``bench.calibrate``)."""
+def work(problem: Problem) -> tuple[str, int, int, int]:
+    """What :func:`run` does for ``problem``: its mode, and the counts the cost model prices: sweep columns (each
+    sweep of the inner loop adds up to eight taps into every column of an output row or block, which it loads and
+    stores; in "dots" mode the count of dot products instead), output rows or blocks, and multiply-adds including
+    those a block computes and drops between its rows."""
     n, o, ho, wo = problem.output_shape
+    _, cg, kh, kw = problem.weight_shape
+    mode = _mode(problem)
+    if mode == "dots":
+        return mode, n * o * ho * wo * cg * kh, n * o * ho, problem.macs
+    taps = cg * kh * kw
+    sweeps = taps // 8 + (taps % 8).bit_count()  # eight taps per sweep, then four, two, one
+    if mode == "blocks":
+        pitch = problem.padded_size[1]
+        block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
+        blocks, length = n * o * -(-ho // block_rows), (block_rows - 1) * pitch + wo
+        return mode, blocks * sweeps * length, blocks, blocks * length * taps
+    rows = n * o * ho
+    return mode, rows * sweeps * wo, rows, problem.macs
+
+
+def cost(problem: Problem) -> float:
+    """Prices per sweep, per output row or block and per multiply-add, by mode (:mod:`xcorr.costs`, fitted by
+    ``bench.calibrate``)."""
+    _, _, ho, wo = problem.output_shape
     if ho <= 0 or wo <= 0:
         return costs.CALL_OVERHEAD
+    mode, sweeps, rows, macs = work(problem)
     per_mac = costs.DIRECT_PER_MAC_F64 if problem.dtype == torch.float64 else costs.DIRECT_PER_MAC_F32
-    if _mode(problem) == "four rows":
+    per_sweep = costs.DIRECT_PER_SWEEP_COLUMN
+    if mode == "four rows":
         per_mac *= costs.DIRECT_FOUR_ROW_MAC_FACTOR
-    return costs.CALL_OVERHEAD + costs.DIRECT_PER_ROW * n * o * ho + per_mac * problem.macs
+        per_sweep = 0.0
+    elif mode == "dots":
+        per_mac *= costs.DIRECT_DOTS_MAC_FACTOR
+        per_sweep = costs.DIRECT_PER_DOT
+    return costs.CALL_OVERHEAD + costs.DIRECT_PER_ROW * rows + per_sweep * sweeps + per_mac * macs
 
 
 ALGORITHM = register(

@@ -76,11 +76,18 @@ def unsupported(problem: Problem) -> str | None:
 
 
 def cost(problem: Problem) -> float:
-    """oneDNN is efficient per multiply-add once there are channels to vectorise over, poor without."""
+    """oneDNN is efficient per multiply-add once there are channels to vectorise over, poor without; depthwise
+    layers have a kernel of their own."""
     n, o, ho, wo = problem.output_shape
+    pixels = n * o * max(ho, 0) * max(wo, 0)
+    if problem.groups > 1 and problem.weight_shape[1] == 1 and o == problem.groups:
+        return (
+            costs.CALL_OVERHEAD
+            + costs.VENDOR_PER_MAC_DEPTHWISE * problem.macs
+            + costs.VENDOR_PER_OUTPUT_PIXEL_DEPTHWISE * pixels
+        )
     if not _thin(problem):
         return costs.CALL_OVERHEAD + costs.VENDOR_PER_MAC_DENSE * problem.macs
-    pixels = n * o * max(ho, 0) * max(wo, 0)
     return costs.CALL_OVERHEAD + costs.VENDOR_PER_MAC_THIN * problem.macs + costs.VENDOR_PER_OUTPUT_PIXEL_THIN * pixels
 
 
