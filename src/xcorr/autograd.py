@@ -109,7 +109,7 @@ def _through_operator(
     if _tracing() or not _plain(x, w):
         result: Tensor = torch.ops.xcorr.correlate.default(*args)
         return result
-    out: Tensor = op.Correlation.apply(*args)
+    out: Tensor = op.apply_correlation(*args)
     return out
 
 

@@ -128,6 +128,8 @@ class Correlation(torch.autograd.Function):
     def forward(
         x: Tensor, w: Tensor, stride: list[int], padding: list[int], dilation: list[int], groups: int, algo: str
     ) -> Tensor:
+        if not torch._C._are_functorch_transforms_active():  # eager: what the operator would dispatch to
+            return _implementation(x, w, stride, padding, dilation, groups, algo)
         with torch._C._AutoDispatchBelowAutograd():
             out: Tensor = torch.ops.xcorr.correlate.default(x, w, stride, padding, dilation, groups, algo)
         return out
@@ -169,3 +171,19 @@ def _vmap(
 
 
 torch.library.register_vmap("xcorr::correlate", _vmap)
+
+
+def apply_correlation(
+    x: Tensor, w: Tensor, stride: list[int], padding: list[int], dilation: list[int], groups: int, algo: str
+) -> Tensor:
+    """``Correlation.apply`` with every argument given: outside ``torch.func`` transforms, straight to autograd's
+    own ``apply``, skipping the ``inspect.signature`` binding of defaults that ``Function.apply`` does on every
+    call of a function with ``setup_context`` (tens of microseconds; there are no defaults to bind here)."""
+    if torch._C._are_functorch_transforms_active():
+        out: Tensor = Correlation.apply(x, w, stride, padding, dilation, groups, algo)
+    else:
+        out = _AUTOGRAD_APPLY(x, w, stride, padding, dilation, groups, algo)
+    return out
+
+
+_AUTOGRAD_APPLY = super(torch.autograd.Function, Correlation).apply
