@@ -1,8 +1,9 @@
 """How close ``algo="auto"`` comes to the fastest algorithm, off the benchmark's shapes: ``python -m bench.planner``.
 
 Seeded random problems from every family the planner meets: single-channel images in every boundary (float32 and
-float64, kernels 3-63), stacks of small images, dense, strided, depthwise and dilated layers, and both gradient
-products of random layers (the input gradient and the weight gradient, run as they run in a backward pass).
+float64, kernels 3-63), stacks of small images, dense, strided, depthwise and dilated layers, both gradient
+products of random layers (the input gradient and the weight gradient, run as they run in a backward pass), and
+forward calls shaped like weight gradients (kernels nearly the image's size, float32 and float64).
 Each problem is timed with every algorithm forced and with ``"auto"``, in interleaved rounds in one process
 (:func:`bench.timing.repeat_in_rounds`); ``auto`` is timed as a user calls it, so its first call (planning, and
 measuring where the cost model cannot tell the candidates apart) is the warm-up, not a sample. The table gives
@@ -70,6 +71,23 @@ def stack_case(rng: np.random.Generator, scale: int) -> Case:
     return Case(
         "stack", f"{n}x{side}x{side} k{k}", problem, lambda algo: lambda: xcorr.filter2d(images, kernel, algo=algo)
     )
+
+
+def wide_kernel_case(rng: np.random.Generator, scale: int) -> Case:
+    """A weight-gradient-shaped forward call: an image correlated with "kernels" nearly its own size (the normal
+    equations of a kernel fit, a cross-correlation of two images at small lags)."""
+    side, lag = _log_uniform(rng, 128, 1024) // scale, _odd(rng, 3, 15)
+    c, o = int(rng.choice((1, 1, 2))), _log_uniform(rng, 1, 8)
+    dtype = torch.float64 if rng.random() < 0.5 else torch.float32
+    x = torch.randn(1, c, side, side, dtype=dtype)
+    w = torch.randn(o, c, side - lag + 1, side - lag + 1, dtype=dtype)
+    problem = Problem(tuple(x.shape), tuple(w.shape), dtype=dtype)  # type: ignore[arg-type]
+    name = f"1x{c}x{side}x{side} * {o}x{c}x{side - lag + 1}² {str(dtype).removeprefix('torch.')}"
+
+    def call(algo: str) -> Callable[[], object]:
+        return lambda: xcorr.conv2d(x, w, algo=algo)
+
+    return Case("wide kernel", name, problem, call)
 
 
 def _layer(rng: np.random.Generator, kind: str, scale: int) -> tuple[Problem, str]:
@@ -169,6 +187,7 @@ def cases(rng: np.random.Generator, count: int, scale: int) -> list[Case]:
         lambda: gradient_case(rng, "grad_input", scale),
         lambda: gradient_case(rng, "grad_weight", scale),
         lambda: gradient_case(rng, "grad_weight", scale),
+        lambda: wide_kernel_case(rng, scale),
     ]
     return [makers[i % len(makers)]() for i in range(count)]
 
@@ -205,7 +224,7 @@ def measure(case: Case, policy: Policy) -> tuple[dict[str, float], list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     rng, policy, scale = start_run("python -m bench.planner", __doc__.splitlines()[0], argv)
-    count = 18 if scale > 1 else 54
+    count = 20 if scale > 1 else 60
     ratios: list[tuple[float, str]] = []
     print("| family | problem | auto ms | best (ms) | auto/best | skipped |")
     print("|---|---|---|---|---|---|")

@@ -74,3 +74,32 @@ def test_notebook_conv2d_layer_is_corr2d_plus_bias() -> None:
     torch.testing.assert_close(layer(x), expected)
     layer(x).sum().backward()
     assert layer.weight.grad is not None and layer.bias.grad == 4 * 5  # one per output pixel
+
+
+def test_a_layer_the_planner_gives_to_torch_runs_torchs_kernel_until_the_plan_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dense 3x3 layer plans as torch's kernel throughout: called in a loop it runs torch's conv2d (same values
+    and gradients as torch's layer); inside ``use("direct")`` the remembered decision is not reused."""
+    torch.manual_seed(1)
+    ours, theirs = xcorr.nn.Conv2d(32, 32, 3, padding=1), torch.nn.Conv2d(32, 32, 3, padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    calls = []
+    conv2d = torch.nn.functional.conv2d
+
+    def counted(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return conv2d(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", counted)
+    x = torch.randn(4, 32, 20, 20, requires_grad=True)
+    for _ in range(3):
+        y = ours(x)
+        y.square().sum().backward()
+    assert len(calls) == 3
+    expected = theirs(x)
+    torch.testing.assert_close(y, expected)
+    calls.clear()
+    with xcorr.use("direct"):
+        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4)
+    assert calls == []

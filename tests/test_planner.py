@@ -183,3 +183,37 @@ def test_measured_gradient_products_are_timed_as_the_backward_runs_them() -> Non
     F.conv2d(x2, w2, padding=1).square().sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(w.grad, w2.grad, atol=1e-2, rtol=1e-4)
+
+
+def test_a_registered_algorithm_is_planned_selectable_and_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension point: one registration makes a new algorithm plannable (here the cheapest, by its own cost
+    model), selectable with algo=, and vetoed by its own refusal; unregistering removes it."""
+    from xcorr.algo.registry import Algorithm, register, unregister
+
+    runs = []
+
+    def run(x: torch.Tensor, w: torch.Tensor, problem: object) -> torch.Tensor:
+        runs.append(problem)
+        return get_algorithm("reference").run(x, w, problem)  # type: ignore[arg-type]
+
+    toy = Algorithm(
+        name="toy",
+        run=run,
+        unsupported=lambda p: "toy computes float64 only" if p.dtype != torch.float64 else None,
+        cost=lambda p: 0.0,
+        exact=True,
+        summary="a test's plug-in",
+    )
+    register(toy)
+    try:
+        assert "toy" in xcorr.algorithms()
+        x, w = torch.randn(1, 1, 12, 12, dtype=torch.float64), torch.randn(1, 1, 3, 3, dtype=torch.float64)
+        assert xcorr.plan((1, 1, 12, 12), (1, 1, 3, 3), dtype=torch.float64).forward.algorithm == "toy"
+        torch.testing.assert_close(xcorr.conv2d(x, w), F.conv2d(x, w))
+        assert len(runs) == 1
+        assert xcorr.plan((1, 1, 12, 12), (1, 1, 3, 3)).forward.algorithm != "toy"  # float32: vetoed
+        with pytest.raises(xcorr.UnsupportedError, match="toy computes float64 only"):
+            xcorr.conv2d(x.float(), w.float(), algo="toy")
+    finally:
+        unregister("toy")
+    assert "toy" not in xcorr.algorithms()

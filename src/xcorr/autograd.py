@@ -130,6 +130,19 @@ def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: T
     return _add_bias(y, bias)
 
 
+def runs_torch_kernel(
+    x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: Pair, groups: int, algo: str
+) -> bool:
+    """Whether :func:`correlate` hands this whole call, forward and any gradients, to torch's own ``conv2d`` (the
+    plan is ``vendor`` throughout, or torch's kernel is estimated as fast once xcorr's overhead is counted), so a
+    caller may run torch's kernel itself. Never while tracing or under autocast (the operator's road)."""
+    if traced(x, w) or torch.is_autocast_enabled(x.device.type):
+        return False
+    problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+    return vendor_throughout(plan_problem(problem, requires_grad=requires_grad, algo=algo))
+
+
 def _add_bias(y: Tensor, bias: Tensor | None) -> Tensor:
     return y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1)
 

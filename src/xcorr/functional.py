@@ -16,7 +16,7 @@ from torch import Tensor
 
 from xcorr import arguments, results
 from xcorr.arguments import ArrayLike, NumpyLike, Result
-from xcorr.autograd import correlate
+from xcorr.autograd import correlate, runs_torch_kernel
 from xcorr.boundaries import correlate_extended
 from xcorr.problem import Pair, Quad
 
@@ -311,6 +311,38 @@ def conv2d(
         algo=algo,
     )
     return _hand_back(y[0] if unbatched else y, to_numpy)
+
+
+def runs_torch_conv2d(
+    input: Tensor,
+    weight: Tensor,
+    stride: _Pair,
+    padding: _Pair | str,
+    dilation: _Pair,
+    groups: int,
+    padding_mode: str,
+    *,
+    algo: str = "auto",
+) -> bool:
+    """Whether :func:`conv2d` on these tensors (N, C, H, W) and (O, C // groups, kh, kw) would run torch's own
+    ``conv2d`` throughout, forward and gradients (zero padding only; see :func:`xcorr.autograd.runs_torch_kernel`).
+    Plans from the tensors' shapes, dtype, device and the weight's cached rank, as the call itself would.
+
+    Example:
+        >>> import torch
+        >>> runs_torch_conv2d(torch.ones(8, 64, 28, 28), torch.ones(64, 64, 3, 3), 1, 1, 1, 1, "zeros")
+        True
+    """
+    settings = (stride, padding, dilation, groups, padding_mode)
+    geometry = _conv_geometry if all(map(_hashable, settings)) else _conv_geometry.__wrapped__
+    groups, stride_pair, dilation_pair, padding_quad, boundary = geometry(
+        tuple(input.shape), tuple(weight.shape), *settings
+    )
+    if boundary != "constant":
+        return False
+    return runs_torch_kernel(
+        input, weight, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo
+    )
 
 
 def _hashable(value: object) -> bool:

@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from xcorr import planner
 from xcorr.algo import get_algorithm
-from xcorr.functional import conv2d, corr2d
+from xcorr.functional import conv2d, corr2d, runs_torch_conv2d
 
 
 def _checked(algo: str) -> str:
@@ -64,6 +65,9 @@ class Conv2d(nn.Conv2d):
         self.algo = _checked(algo)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self._torch_kernel_runs_it(input, weight):
+            out: Tensor = super()._conv_forward(input, weight, bias)
+            return out
         padding: Any = self.padding  # torch keeps a str or a tuple; conv2d takes both
         return conv2d(
             input,
@@ -76,6 +80,25 @@ class Conv2d(nn.Conv2d):
             self.padding_mode,
             algo=self.algo,
         )
+
+    def _torch_kernel_runs_it(self, input: Tensor, weight: Tensor) -> bool:
+        """Whether xcorr would run this call on torch's own kernel throughout (then torch's ``Conv2d`` runs it, and
+        a layer called in a loop pays one comparison, not xcorr's argument handling). Decided once per input
+        shape, layout, dtype, gradient need and planner state; zero padding only, never while compiling."""
+        if self.padding_mode != "zeros" or torch.compiler.is_compiling() or input.ndim != 4:
+            return False
+        grad = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
+        key = (input.shape, input.stride(), input.dtype, input.device, grad, weight.dtype, planner.state())
+        known = self.__dict__.get("_torch_kernel_decision")
+        if known is not None and known[0] == key:
+            return bool(known[1])
+        padding: Any = self.padding  # a str or a tuple, as conv2d takes
+        stride, dilation = (self.stride[0], self.stride[1]), (self.dilation[0], self.dilation[1])
+        decision = runs_torch_conv2d(
+            input, weight, stride, padding, dilation, self.groups, self.padding_mode, algo=self.algo
+        )
+        self.__dict__["_torch_kernel_decision"] = (key, decision)
+        return decision
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, algo={self.algo!r}"

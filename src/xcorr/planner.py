@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from xcorr import costs, tuning
-from xcorr.algo import algorithm_names, get_algorithm
+from xcorr.algo import algorithm_names, get_algorithm, registry
 from xcorr.arguments import conv_padding, pair
 from xcorr.errors import UnsupportedError
 from xcorr.gradients import input_gradient, input_gradient_problem, weight_gradient, weight_gradient_problem
@@ -152,7 +152,12 @@ Origin = tuple[str, Problem]
 
 @functools.lru_cache(maxsize=4096)
 def _choose(
-    problem: Problem, algo: str, preference: _Preference, tuning_generation: int, threads: int, origin: Origin | None
+    problem: Problem,
+    algo: str,
+    preference: _Preference,
+    generation: tuple[int, int],
+    threads: int,
+    origin: Origin | None,
 ) -> Choice:
     if problem.macs == 0:  # an empty batch, no channels, or no output: the engine returns zeros of the right shape
         return Choice("reference", "empty: nothing to compute, zeros returned", ())
@@ -178,6 +183,11 @@ def _choose(
     return Choice(estimates[0][0], "cheapest by the cost model", estimates)
 
 
+def _generation() -> tuple[int, int]:
+    """What the memoised plans must be recomputed after: a change to the tuning cache or to the registry."""
+    return tuning.generation(), registry.version()
+
+
 def _may_measure() -> bool:
     """Whether running real products now is harmless: not inside compile, jit tracing, fake or functorch tensors."""
     if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
@@ -190,13 +200,13 @@ def _may_measure() -> bool:
 def choose(problem: Problem, algo: str = "auto", origin: Origin | None = None) -> Choice:
     """The algorithm for ``problem``: ``algo`` itself, or the planner's pick for ``"auto"``. ``origin`` says which
     product of which forward problem ``problem`` is, so that a measurement times what would run."""
-    return _choose(problem, algo, _preference.get(), tuning.generation(), torch.get_num_threads(), origin)
+    return _choose(problem, algo, _preference.get(), _generation(), torch.get_num_threads(), origin)
 
 
 def choose_exact(problem: Problem) -> Choice:
     """The planner's pick among algorithms whose error is relative (for data with NaN or Inf in it)."""
     exact = _Preference(precision="exact", measure=False)
-    return _choose(problem, "auto", exact, tuning.generation(), torch.get_num_threads(), None)
+    return _choose(problem, "auto", exact, _generation(), torch.get_num_threads(), None)
 
 
 def _choose_for_gradient(product: Problem, algo: str, origin: Origin) -> Choice:
@@ -217,20 +227,26 @@ def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choi
     )
 
 
+def state() -> tuple[object, ...]:
+    """Everything besides the problem that a plan depends on: ``use(...)``, the tuning cache's generation, the
+    thread count (callers that memoise a decision key it on this)."""
+    return _preference.get(), _generation(), torch.get_num_threads()
+
+
 def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "auto") -> Plan:
     """The :class:`Plan` for ``problem``; with ``requires_grad`` the two backward products are planned too.
 
-    Memoised on everything it reads (the problem, ``use(...)``, the tuning cache's generation, the thread count),
+    Memoised on everything it reads (the problem, ``use(...)``, the tuning cache and registry, the thread count),
     so a layer called in a loop pays one dictionary lookup.
     """
-    return _plan(problem, requires_grad, algo, _preference.get(), tuning.generation(), torch.get_num_threads())
+    return _plan(problem, requires_grad, algo, _preference.get(), _generation(), torch.get_num_threads())
 
 
 @functools.lru_cache(maxsize=4096)
 def _plan(
-    problem: Problem, requires_grad: bool, algo: str, preference: _Preference, tuning_generation: int, threads: int
+    problem: Problem, requires_grad: bool, algo: str, preference: _Preference, generation: tuple[int, int], threads: int
 ) -> Plan:
-    forward = _choose(problem, algo, preference, tuning_generation, threads, None)
+    forward = _choose(problem, algo, preference, generation, threads, None)
     if not requires_grad:
         return Plan(problem, forward)
     return Plan(problem, forward, *gradient_choices(problem, algo))

@@ -48,6 +48,7 @@ class Algorithm:
 
 
 _REGISTRY: dict[str, Algorithm] = {}
+_VERSION = [0]  # bumped by every registration change, so plans memoised on it are not reused across one
 
 
 def register(algorithm: Algorithm) -> Algorithm:
@@ -55,7 +56,20 @@ def register(algorithm: Algorithm) -> Algorithm:
     if algorithm.name in _REGISTRY or algorithm.name == "auto":
         raise ValueError(f"an algorithm named {algorithm.name!r} is already registered")
     _REGISTRY[algorithm.name] = algorithm
+    _VERSION[0] += 1
     return algorithm
+
+
+def unregister(name: str) -> None:
+    """Remove the algorithm registered as ``name`` (a plug-in's teardown, or a test's); unknown names are an error."""
+    get_algorithm(name)
+    del _REGISTRY[name]
+    _VERSION[0] += 1
+
+
+def version() -> int:
+    """A number that changes whenever an algorithm is registered or removed (planners memoise on it)."""
+    return _VERSION[0]
 
 
 def get_algorithm(name: str) -> Algorithm:
