@@ -1,11 +1,13 @@
 """Fitting a kernel (and bias) to (input, output) pairs: closed-form least squares, or the notebook's descent.
 
-The least-squares normal equations are built from correlations, never from an im2col matrix, so they scale
-to megapixel images: for a kernel of T = h * w taps, with ``X_t`` the window of ``x`` that tap t sees,
+The least-squares normal equations are never built from an im2col matrix, so they scale to megapixel images:
+for a kernel of T = h * w taps, with ``X_t`` the window of ``x`` that tap t sees,
 
-- ``(A^T y)_t = sum(X_t * y)``, i.e. ``corr2d(x, y)``;
-- ``(A^T A)_{t, s} = sum(X_t * X_s)``, i.e. ``x`` correlated with each of its own T windows (one batched call);
-- with a bias, one more unknown whose column is all ones: ``corr2d(x, ones)`` and the pixel count.
+- ``(A^T y)_t = sum(X_t * y)``, i.e. ``corr2d(x, y)`` (a weight-gradient-shaped correlation, planned);
+- ``(A^T A)_{t, s} = sum(X_t * X_s)``: on CPU by lags (:mod:`xcorr.lags`, one pass over the image per lag, since
+  taps at the same lag share all but thin border strips), elsewhere ``x`` correlated with its own T windows;
+- with a bias, one more unknown whose column is all ones: the window sums (:func:`xcorr.lags.window_sums`) and the
+  pixel count.
 
 An output ``y`` of the input's own size (a filter applied in "same" mode) is fitted on the pixels whose window lies
 inside ``x``; which kernel tap sits on the output pixel (the *anchor*) is a convention that differs between

@@ -12,11 +12,12 @@ so its decisions are cached and can be made before any data exists. For one prob
 
 Measured once, remembered (like ``torch.backends.cudnn.benchmark``, but on disk and on by default): where the
 cost model cannot tell its candidates apart (more than one within :data:`MEASURE_FACTOR` of the cheapest) and the
-cheapest is estimated under :data:`MEASURE_MAX_SECONDS`, the first call of a new problem times those candidates
-on random data of its shapes (for a gradient product: the gradient as it would run) and records the winner in
-the tuning cache. That first call then costs about one warm-up and two timed runs of each close candidate; every
-later call, in this process or the next, pays a dictionary lookup. Not while tracing (compile, export, fake
-tensors, ``torch.func``), and not with ``use(measure=False)`` or ``XCORR_MEASURE=0`` in the environment.
+cheapest is estimated between :data:`MEASURE_MIN_SECONDS` and :data:`MEASURE_MAX_SECONDS`, the first call of a
+new problem times those candidates on random data of its shapes (for a gradient product: the gradient as it would
+run) and records the winner in the tuning cache. That first call then costs about one warm-up and three timed
+runs of each close candidate; every later call, in this process or the next, pays a dictionary lookup. Not while
+tracing (compile, export, fake tensors, ``torch.func``), and not with ``use(measure=False)`` or
+``XCORR_MEASURE=0`` in the environment.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ PRECISIONS = ("any", "exact")
 
 # Candidates estimated within this factor of the cheapest are measured on a problem's first call...
 MEASURE_FACTOR = 4.0
-# ...when the cheapest is estimated to take less than this (the measurement costs a few runs of each).
+# ...when the cheapest is estimated to take less than this (the measurement costs a few runs of each), and more
+# than this (below it, per-call overheads decide, and the timings are noise).
 MEASURE_MAX_SECONDS = 0.5
+MEASURE_MIN_SECONDS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ def _choose(
     if measured in dict(estimates):  # a known algorithm that may run here (a stale entry may name neither)
         return Choice(measured, "measured fastest on this machine", estimates)
     close = [name for name, cost in estimates if cost <= MEASURE_FACTOR * estimates[0][1]]
-    if preference.measure and len(close) > 1 and estimates[0][1] <= MEASURE_MAX_SECONDS and _may_measure():
+    worth_measuring = MEASURE_MIN_SECONDS <= estimates[0][1] <= MEASURE_MAX_SECONDS and len(close) > 1
+    if preference.measure and worth_measuring and _may_measure():
         winner = _measure_winner(close, origin or ("forward", problem), repeats=3)
         tuning.record(problem, winner)
         return Choice(winner, "measured fastest on this machine", estimates)
@@ -255,14 +259,15 @@ def _plan(
 def vendor_throughout(plan: Plan) -> bool:
     """Whether running every product of ``plan`` with torch's own kernel under torch's own autograd is as fast.
 
-    True when ``vendor`` is the pick for every product, and also when, under ``"auto"``, its estimates for them
-    add up to no more than the plan's own plus :data:`xcorr.costs.AUTOGRAD_OVERHEAD` (xcorr's autograd node and
-    operator dispatch, which torch's own path does not pay): tiny layers then cost what torch's do.
+    True when ``vendor`` is the pick for every product, and also when, under ``"auto"`` (estimated or measured
+    picks; the measurements time each product's kernel alone), its estimates for them add up to no more than the
+    plan's own plus :data:`xcorr.costs.AUTOGRAD_OVERHEAD` (xcorr's autograd node and operator dispatch, which
+    torch's own path does not pay): tiny layers then cost what torch's do.
     """
     choices = [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
     if all(c.algorithm == "vendor" for c in choices):
         return True
-    if not choices[0].reason.startswith("cheapest"):  # forced, preferred or measured: keep it
+    if not choices[0].reason.startswith(("cheapest", "measured")):  # forced or preferred: keep it
         return False
     planned = sum(dict(c.estimates)[c.algorithm] for c in choices)
     vendor = [dict(c.estimates).get("vendor") for c in choices]
