@@ -291,9 +291,9 @@ def conv2d(
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
-    settings = (stride, padding, dilation, groups, padding_mode)
-    geometry = _conv_geometry if all(map(_hashable, settings)) else _conv_geometry.__wrapped__
-    groups, stride_pair, dilation_pair, padding_quad, boundary = geometry(tuple(x.shape), tuple(w.shape), *settings)
+    groups, stride_pair, dilation_pair, padding_quad, boundary = _checked_geometry(
+        x, w, stride, padding, dilation, groups, padding_mode
+    )
     b = None
     if bias is not None:
         b, _, _ = arguments.to_common_tensors(bias, w, ("bias", "weight"))
@@ -333,16 +333,23 @@ def runs_torch_conv2d(
         >>> runs_torch_conv2d(torch.ones(8, 64, 28, 28), torch.ones(64, 64, 3, 3), 1, 1, 1, 1, "zeros")
         True
     """
-    settings = (stride, padding, dilation, groups, padding_mode)
-    geometry = _conv_geometry if all(map(_hashable, settings)) else _conv_geometry.__wrapped__
-    groups, stride_pair, dilation_pair, padding_quad, boundary = geometry(
-        tuple(input.shape), tuple(weight.shape), *settings
+    groups, stride_pair, dilation_pair, padding_quad, boundary = _checked_geometry(
+        input, weight, stride, padding, dilation, groups, padding_mode
     )
     if boundary != "constant":
         return False
     return runs_torch_kernel(
         input, weight, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo
     )
+
+
+def _checked_geometry(
+    x: Tensor, w: Tensor, stride: object, padding: object, dilation: object, groups: object, padding_mode: object
+) -> tuple[int, Pair, Pair, Quad, str]:
+    """:func:`_conv_geometry` for these tensors' shapes, memoised where the settings are hashable."""
+    settings = (stride, padding, dilation, groups, padding_mode)
+    geometry = _conv_geometry if all(map(_hashable, settings)) else _conv_geometry.__wrapped__
+    return geometry(tuple(x.shape), tuple(w.shape), *settings)
 
 
 def _hashable(value: object) -> bool:

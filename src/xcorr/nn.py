@@ -68,18 +68,14 @@ class Conv2d(nn.Conv2d):
         if self._torch_kernel_runs_it(input, weight):
             out: Tensor = super()._conv_forward(input, weight, bias)
             return out
-        padding: Any = self.padding  # torch keeps a str or a tuple; conv2d takes both
-        return conv2d(
-            input,
-            weight,
-            bias,
-            (self.stride[0], self.stride[1]),
-            padding,
-            (self.dilation[0], self.dilation[1]),
-            self.groups,
-            self.padding_mode,
-            algo=self.algo,
-        )
+        result: Tensor = conv2d(input, weight, bias, *self._conv_settings(), algo=self.algo)
+        return result
+
+    def _conv_settings(self) -> tuple[Any, ...]:
+        """``conv2d``'s stride, padding (torch keeps a str or a tuple; both are taken), dilation, groups and
+        padding mode for this layer."""
+        stride, dilation = (self.stride[0], self.stride[1]), (self.dilation[0], self.dilation[1])
+        return stride, self.padding, dilation, self.groups, self.padding_mode
 
     def _torch_kernel_runs_it(self, input: Tensor, weight: Tensor) -> bool:
         """Whether xcorr would run this call on torch's own kernel throughout (then torch's ``Conv2d`` runs it, and
@@ -92,11 +88,7 @@ class Conv2d(nn.Conv2d):
         known = self.__dict__.get("_torch_kernel_decision")
         if known is not None and known[0] == key:
             return bool(known[1])
-        padding: Any = self.padding  # a str or a tuple, as conv2d takes
-        stride, dilation = (self.stride[0], self.stride[1]), (self.dilation[0], self.dilation[1])
-        decision = runs_torch_conv2d(
-            input, weight, stride, padding, dilation, self.groups, self.padding_mode, algo=self.algo
-        )
+        decision = runs_torch_conv2d(input, weight, *self._conv_settings(), algo=self.algo)
         self.__dict__["_torch_kernel_decision"] = (key, decision)
         return decision
 

@@ -204,7 +204,7 @@ def _may_measure() -> bool:
 def choose(problem: Problem, algo: str = "auto", origin: Origin | None = None) -> Choice:
     """The algorithm for ``problem``: ``algo`` itself, or the planner's pick for ``"auto"``. ``origin`` says which
     product of which forward problem ``problem`` is, so that a measurement times what would run."""
-    return _choose(problem, algo, _preference.get(), _generation(), torch.get_num_threads(), origin)
+    return _choose(problem, algo, *state(), origin)
 
 
 def choose_exact(problem: Problem) -> Choice:
@@ -231,9 +231,9 @@ def gradient_choices(problem: Problem, algo: str = "auto") -> tuple[Choice, Choi
     )
 
 
-def state() -> tuple[object, ...]:
-    """Everything besides the problem that a plan depends on: ``use(...)``, the tuning cache's generation, the
-    thread count (callers that memoise a decision key it on this)."""
+def state() -> tuple[_Preference, tuple[int, int], int]:
+    """Everything besides the problem that a plan depends on: ``use(...)``, the tuning cache's and the registry's
+    generation, the thread count (the planner's memo is keyed on it, as are callers that memoise a decision)."""
     return _preference.get(), _generation(), torch.get_num_threads()
 
 
@@ -243,7 +243,7 @@ def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "
     Memoised on everything it reads (the problem, ``use(...)``, the tuning cache and registry, the thread count),
     so a layer called in a loop pays one dictionary lookup.
     """
-    return _plan(problem, requires_grad, algo, _preference.get(), _generation(), torch.get_num_threads())
+    return _plan(problem, requires_grad, algo, *state())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -154,9 +153,3 @@ def time_once(run: Callable[[], object], device: str) -> float:
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def measure(run: Callable[[], object], repeats: int, device: str) -> float:
-    """Median wall time of ``run()`` in seconds over ``repeats`` calls, after one warm-up call."""
-    time_once(run, device)
-    return statistics.median(time_once(run, device) for _ in range(repeats))
