@@ -217,3 +217,8 @@ def test_a_registered_algorithm_is_planned_selectable_and_run(monkeypatch: pytes
     finally:
         unregister("toy")
     assert "toy" not in xcorr.algorithms()
+
+
+def test_use_refuses_a_measure_that_is_not_a_bool() -> None:
+    with pytest.raises(TypeError, match="measure must be True, False or None"), xcorr.use(measure="yes"):  # type: ignore[arg-type]
+        pass

@@ -87,6 +87,8 @@ def use(algorithm: str | None = None, *, precision: str = "any", measure: bool |
         get_algorithm(algorithm)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    if measure is not None and not isinstance(measure, bool):
+        raise TypeError(f"measure must be True, False or None (keep the enclosing setting), got {measure!r}")
     outer = _preference.get()
     token = _preference.set(
         _Preference(algorithm or outer.algorithm, precision, outer.measure if measure is None else measure)
