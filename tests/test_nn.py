@@ -103,3 +103,17 @@ def test_a_layer_the_planner_gives_to_torch_runs_torchs_kernel_until_the_plan_ch
     with xcorr.use("direct"):
         torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4)
     assert calls == []
+
+
+def test_a_layer_whose_settings_change_after_a_call_computes_with_the_new_ones() -> None:
+    """A layer's remembered route holds its geometry: changing padding, stride or dilation afterwards (as
+    torch allows) must give torch's result for the new settings, not the remembered ones."""
+    torch.manual_seed(2)
+    ours, theirs = xcorr.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 8, 12, 12)
+    for _ in range(2):
+        torch.testing.assert_close(ours(x), theirs(x))
+    for layer in (ours, theirs):
+        layer.padding, layer.stride, layer.dilation = (2, 0), (2, 1), (1, 2)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)

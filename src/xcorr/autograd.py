@@ -15,42 +15,26 @@
 
 from __future__ import annotations
 
-import weakref
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from xcorr import lowrank
-from xcorr.algo import get_algorithm
+from xcorr.algo import get_algorithm, vendor
 from xcorr.planner import choose_exact, plan_problem, vendor_throughout
 from xcorr.problem import Pair, Problem, Quad
 
-_RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
-"""id(weight) -> (the weight, its version, its rank): a parameter's rank is found once per update, not per call."""
-
-
-def _rank(w: Tensor) -> int:
-    """:func:`xcorr.lowrank.weight_rank`, remembered for this tensor object until it is modified."""
-    known = _RANKS.get(id(w))
-    if known is not None and known[0]() is w and known[1] == w._version:
-        return known[2]
-    rank = lowrank.weight_rank(w)
-    if len(_RANKS) > 1024:
-        _RANKS.clear()
-    _RANKS[id(w)] = (weakref.ref(w), w._version, rank)
-    return rank
-
 
 def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: Pair, groups: int) -> Problem:
-    """The :class:`Problem` for tensors ``x`` (N, C, H, W) and ``w`` (O, C // groups, kh, kw).
-
-    Records the weight's numerical rank when it could change the plan (see :mod:`xcorr.lowrank`); that reads
-    ``w``'s values, so it is only done on real tensors (the operator's implementation, or eager calls).
-    """
+    """The :class:`Problem` for tensors ``x`` (N, C, H, W) and ``w`` (O, C // groups, kh, kw), with the weight's
+    rank where it could change the plan (:func:`xcorr.lowrank.known_rank`)."""
     weight_shape = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
-    rank = _rank(w) if lowrank.rank_is_relevant(weight_shape) else None
     input_shape = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    return Problem(input_shape, weight_shape, stride, padding, dilation, groups, x.dtype, x.device.type, rank)
+    return Problem(
+        input_shape, weight_shape, stride, padding, dilation, groups, x.dtype, x.device.type, lowrank.known_rank(w)
+    )
 
 
 def is_channels_last(x: Tensor) -> bool:
@@ -79,25 +63,39 @@ def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     return y.contiguous(memory_format=torch.channels_last) if channels_last else y
 
 
-_PLAIN = (Tensor, torch.nn.Parameter)
+def product_runner(name: str, problem: Problem) -> Callable[[Tensor, Tensor], Tensor]:
+    """:func:`run_product` of algorithm ``name`` for ``problem``, as a function of the two tensors: torch's own
+    ``conv2d`` with the problem's geometry where that one call is all the product is (no per-call work left)."""
+    n, o, ho, wo = problem.output_shape
+    whole = vendor.whole_call(problem) if name == "vendor" and n * o * ho * wo and problem.input_shape[1] else None
+    if whole is not None:
+        return whole
+    return functools.partial(_run_product_of, name, problem)
+
+
+def _run_product_of(name: str, problem: Problem, x: Tensor, w: Tensor) -> Tensor:
+    return run_product(name, x, w, problem)
+
+
+PLAIN_TYPES = (Tensor, torch.nn.Parameter)
 
 
 def traced(*tensors: Tensor) -> bool:
     """Whether the call is traced or transformed (compile, export, jit.trace, torch.func, a tensor subclass such as
     fake or functional tensors), so it must go through the registered operator and read no data."""
-    if _tracing():
+    if traced_now():
         return True
     return not _plain(*tensors) or any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
 
 
-def _tracing() -> bool:
+def traced_now() -> bool:
     """``torch.compile`` (Dynamo) or ``torch.jit.trace`` is recording this call."""
     return torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
 
 
 def _plain(*tensors: Tensor) -> bool:
     """Plain tensors or parameters: no fake, functional or other subclass (functorch wrappers look plain)."""
-    return all(type(t) in _PLAIN for t in tensors)
+    return all(type(t) in PLAIN_TYPES for t in tensors)
 
 
 def _through_operator(
@@ -106,7 +104,7 @@ def _through_operator(
     """The registered operator when tracing (compile, export, jit.trace, fake tensors); otherwise (eager autograd,
     ``torch.func``) the same formula as :class:`xcorr.op.Correlation`, around the operator."""
     args = (x, w, list(stride), list(padding), list(dilation), groups, algo)
-    if _tracing() or not _plain(x, w):
+    if traced_now() or not _plain(x, w):
         result: Tensor = torch.ops.xcorr.correlate.default(*args)
         return result
     out: Tensor = op.apply_correlation(*args)
@@ -140,7 +138,10 @@ def runs_torch_kernel(
         return False
     problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-    return vendor_throughout(plan_problem(problem, requires_grad=requires_grad, algo=algo))
+    plan = plan_problem(problem, requires_grad=requires_grad, algo=algo)
+    if requires_grad:
+        return vendor_throughout(plan)
+    return plan.forward.algorithm == "vendor" and vendor.whole_call(problem) is not None
 
 
 def _add_bias(y: Tensor, bias: Tensor | None) -> Tensor:

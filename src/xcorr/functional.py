@@ -8,17 +8,20 @@ in the arguments gives a torch tensor out, differentiable in every tensor argume
 from __future__ import annotations
 
 import functools
-from typing import overload
+from collections.abc import Callable
+from typing import cast, overload
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from xcorr import arguments, results
+from xcorr import arguments, results, routes
 from xcorr.arguments import ArrayLike, NumpyLike, Result
-from xcorr.autograd import correlate, runs_torch_kernel
+from xcorr.autograd import PLAIN_TYPES, correlate, runs_torch_kernel, traced_now
 from xcorr.boundaries import correlate_extended
 from xcorr.problem import Pair, Quad
+from xcorr.routes import Routes
 
 
 def _hand_back(y: Tensor, to_numpy: bool) -> Result:
@@ -208,7 +211,7 @@ def _channel_moved_back(shape: tuple[int, ...], axis: int | None) -> tuple[int, 
     return (*rest[:axis], shape[-3], *rest[axis:])
 
 
-_Pair = int | tuple[int, int]
+_Pair = int | tuple[int, ...]  # (h, w), or (s,) for both, as torch
 
 
 @overload
@@ -285,6 +288,11 @@ def conv2d(
         >>> conv2d(torch.ones(1, 1, 6, 8), torch.tensor([[[[-1.0, 1.0]]]])).shape
         torch.Size([1, 1, 6, 7])
     """
+    settings = (stride, padding, dilation, groups, padding_mode, algo)
+    key = _route_key(input, weight, bias, settings)
+    route = _TORCH_ROUTES.get(key)
+    if route is not None:
+        return route(input, weight, bias)
     x, w, to_numpy = arguments.to_common_tensors(input, weight, ("input", "weight"))
     arguments.check_ndim(x, "input", (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
     arguments.check_ndim(w, "weight", (4,), "(out_channels, in_channels // groups, kh, kw)")
@@ -310,37 +318,56 @@ def conv2d(
         groups=groups,
         algo=algo,
     )
+    if key is not None and not _TORCH_ROUTES.knows(key):
+        unchanged = x is input and w is weight and (bias is None or (b is bias and bias.dtype == x.dtype))
+        geometry = (stride_pair, padding_quad, dilation_pair, groups)
+        _TORCH_ROUTES.remember(
+            key, _torch_route(x, w, geometry, algo) if unchanged and boundary == "constant" else None
+        )
     return _hand_back(y[0] if unbatched else y, to_numpy)
 
 
-def runs_torch_conv2d(
-    input: Tensor,
-    weight: Tensor,
-    stride: _Pair,
-    padding: _Pair | str,
-    dilation: _Pair,
-    groups: int,
-    padding_mode: str,
-    *,
-    algo: str = "auto",
-) -> bool:
-    """Whether :func:`conv2d` on these tensors (N, C, H, W) and (O, C // groups, kh, kw) would run torch's own
-    ``conv2d`` throughout, forward and gradients (zero padding only; see :func:`xcorr.autograd.runs_torch_kernel`).
-    Plans from the tensors' shapes, dtype, device and the weight's cached rank, as the call itself would.
+_TORCH_ROUTES: Routes[Callable[..., Tensor]] = Routes()
+"""``conv2d`` calls on plain 4-D tensors that torch's own kernel runs throughout: torch's ``conv2d`` with the
+checked geometry, by call key (:func:`_route_key`). A layer in a loop then pays a key and a lookup."""
 
-    Example:
-        >>> import torch
-        >>> runs_torch_conv2d(torch.ones(8, 64, 28, 28), torch.ones(64, 64, 3, 3), 1, 1, 1, 1, "zeros")
-        True
-    """
-    groups, stride_pair, dilation_pair, padding_quad, boundary = _checked_geometry(
-        input, weight, stride, padding, dilation, groups, padding_mode
+
+def _route_key(input: object, weight: object, bias: object, settings: tuple[object, ...]) -> tuple[object, ...] | None:
+    """Everything that decides a ``conv2d`` call's route, or ``None`` where it is not remembered (NumPy or
+    subclassed tensors, not 4-D, unhashable settings, compiling, jit tracing or ``torch.func`` transforms)."""
+    if type(input) not in PLAIN_TYPES or type(weight) not in PLAIN_TYPES or traced_now():
+        return None
+    if torch._C._are_functorch_transforms_active():
+        return None
+    x, w = cast(Tensor, input), cast(Tensor, weight)
+    if x.ndim != 4 or w.ndim != 4 or not all(map(_hashable, settings)):
+        return None
+    b = cast("Tensor | None", bias)
+    if b is not None and type(b) not in PLAIN_TYPES:
+        return None
+    grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad))
+    return (
+        routes.tensor_key(x, w),
+        None if b is None else (b.shape, b.dtype),
+        grad,
+        torch.is_autocast_enabled(x.device.type),
+        settings,
     )
-    if boundary != "constant":
-        return False
-    return runs_torch_kernel(
-        input, weight, stride=stride_pair, padding=padding_quad, dilation=dilation_pair, groups=groups, algo=algo
-    )
+
+
+def _torch_route(
+    x: Tensor, w: Tensor, geometry: tuple[Pair, Quad, Pair, int], algo: str
+) -> Callable[[Tensor, Tensor, Tensor | None], Tensor] | None:
+    """torch's ``conv2d`` with this geometry where the engine would run the call on it throughout (symmetric
+    zero padding, :func:`xcorr.autograd.runs_torch_kernel`), else ``None``."""
+    stride, (top, bottom, left, right), dilation, groups = geometry
+    quad = (top, bottom, left, right)
+    if top != bottom or left != right:
+        return None
+    if not runs_torch_kernel(x, w, stride=stride, padding=quad, dilation=dilation, groups=groups, algo=algo):
+        return None
+    padding = (top, left)
+    return lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups)
 
 
 def _checked_geometry(

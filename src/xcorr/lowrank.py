@@ -17,6 +17,7 @@ barely cancel (``sum_k |col_k| x |row_k| <= 4 |w|``), so the 1-D passes carry th
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -129,3 +130,32 @@ def _rank_of(values: bytes, shape: tuple[int, ...], dtype: torch.dtype) -> int:
         magnitude += term.abs()
         rank += 1
     return rank
+
+
+_RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
+"""id(weight) -> (the weight, its version, its rank): a parameter's rank is found once per update, not per call."""
+
+
+def _rank(w: Tensor) -> int:
+    """:func:`weight_rank`, remembered for this tensor object until it is modified."""
+    known = _RANKS.get(id(w))
+    if known is not None and known[0]() is w and known[1] == w._version:
+        return known[2]
+    rank = weight_rank(w)
+    if len(_RANKS) > 1024:
+        _RANKS.clear()
+    _RANKS[id(w)] = (weakref.ref(w), w._version, rank)
+    return rank
+
+
+def known_rank(w: Tensor) -> int | None:
+    """The numerical rank of ``w`` (O, C // groups, kh, kw) where it could change the plan (see
+    this module's docstring), else ``None``. Reads ``w``'s values, so only on real tensors (the operator's
+    implementation, or eager calls); remembered per weight version."""
+    return _rank(w) if _rank_is_relevant(w.shape) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _rank_is_relevant(shape: torch.Size) -> bool:
+    o, cg, kh, kw = shape
+    return rank_is_relevant((o, cg, kh, kw))

@@ -12,9 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from xcorr import planner
 from xcorr.algo import get_algorithm
-from xcorr.functional import conv2d, corr2d, runs_torch_conv2d
+from xcorr.functional import conv2d, corr2d
 
 
 def _checked(algo: str) -> str:
@@ -65,32 +64,18 @@ class Conv2d(nn.Conv2d):
         self.algo = _checked(algo)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if self._torch_kernel_runs_it(input, weight):
-            out: Tensor = super()._conv_forward(input, weight, bias)
-            return out
-        result: Tensor = conv2d(input, weight, bias, *self._conv_settings(), algo=self.algo)
-        return result
-
-    def _conv_settings(self) -> tuple[Any, ...]:
-        """``conv2d``'s stride, padding (torch keeps a str or a tuple; both are taken), dilation, groups and
-        padding mode for this layer."""
-        stride, dilation = (self.stride[0], self.stride[1]), (self.dilation[0], self.dilation[1])
-        return stride, self.padding, dilation, self.groups, self.padding_mode
-
-    def _torch_kernel_runs_it(self, input: Tensor, weight: Tensor) -> bool:
-        """Whether xcorr would run this call on torch's own kernel throughout (then torch's ``Conv2d`` runs it, and
-        a layer called in a loop pays one comparison, not xcorr's argument handling). Decided once per input
-        shape, layout, dtype, gradient need and planner state; zero padding only, never while compiling."""
-        if self.padding_mode != "zeros" or torch.compiler.is_compiling() or input.ndim != 4:
-            return False
-        grad = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
-        key = (input.shape, input.stride(), input.dtype, input.device, grad, weight.dtype, planner.state())
-        known = self.__dict__.get("_torch_kernel_decision")
-        if known is not None and known[0] == key:
-            return bool(known[1])
-        decision = runs_torch_conv2d(input, weight, *self._conv_settings(), algo=self.algo)
-        self.__dict__["_torch_kernel_decision"] = (key, decision)
-        return decision
+        # torch keeps stride and dilation as tuples and padding as a tuple or a str: all taken as they are
+        return conv2d(
+            input,
+            weight,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            algo=self.algo,
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, algo={self.algo!r}"

@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,8 +51,7 @@ MEASURE_MAX_SECONDS = 0.5
 MEASURE_MIN_SECONDS = 1e-4
 
 
-@dataclass(frozen=True)
-class _Preference:
+class _Preference(NamedTuple):  # a tuple: hashed and compared in C, as every planned call's memo key holds it
     algorithm: str | None = None
     precision: str = "any"
     measure: bool = True
@@ -237,6 +237,14 @@ def state() -> tuple[_Preference, tuple[int, int], int]:
     """Everything besides the problem that a plan depends on: ``use(...)``, the tuning cache's and the registry's
     generation, the thread count (the planner's memo is keyed on it, as are callers that memoise a decision)."""
     return _preference.get(), _generation(), torch.get_num_threads()
+
+
+def route_state() -> tuple[_Preference, int, int]:
+    """What a remembered route (:mod:`xcorr.routes`) is decided again after: ``use(...)``, the registry and the
+    thread count. Not the tuning cache (reading where it lies costs two environment lookups per call): a route
+    stays what the call's first plan made it, measured or estimated, as ``cudnn.benchmark`` keeps its pick; only
+    which kernel runs depends on it, never the result."""
+    return _preference.get(), registry.version(), torch.get_num_threads()
 
 
 def plan_problem(problem: Problem, *, requires_grad: bool = False, algo: str = "auto") -> Plan:

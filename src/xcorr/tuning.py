@@ -35,14 +35,19 @@ _FORMAT = 1
 class _Loaded:
     """The cache file as last read or written, and a counter bumped whenever that changes."""
 
-    path: ClassVar[Path | None] = None
+    where: ClassVar[tuple[str | None, str | None] | None] = None
     entries: ClassVar[dict[str, str]] = {}
     generation: ClassVar[int] = 0
 
 
 def cache_path() -> Path:
     """Where measurements are kept: ``$XCORR_CACHE_DIR/tuning.json`` or ``~/.cache/xcorr/tuning.json``."""
-    return _cache_path(os.environ.get("XCORR_CACHE_DIR"), os.environ.get("HOME"))
+    return _cache_path(*_where())
+
+
+def _where() -> tuple[str | None, str | None]:
+    """The environment the cache's path comes from: ``$XCORR_CACHE_DIR`` and ``$HOME``."""
+    return os.environ.get("XCORR_CACHE_DIR"), os.environ.get("HOME")
 
 
 @functools.lru_cache(maxsize=16)
@@ -68,9 +73,9 @@ def _read(path: Path) -> dict[str, str]:
 
 
 def _entries() -> dict[str, str]:
-    path = cache_path()
-    if _Loaded.path != path:
-        _Loaded.path, _Loaded.entries = path, _read(path)
+    where = _where()  # compared as strings: every planned call comes here
+    if _Loaded.where != where:
+        _Loaded.where, _Loaded.entries = where, _read(_cache_path(*where))
         _Loaded.generation += 1
     return _Loaded.entries
 
@@ -131,7 +136,8 @@ def record(problem: Problem, algorithm: str) -> None:
     Never raises for the cache's sake: an unwritable cache gives a :class:`RuntimeWarning` and the winner is
     kept for this process.
     """
-    path = cache_path()
+    where = _where()
+    path = _cache_path(*where)
     entries = {**_entries(), _key(problem): algorithm}
     try:
         entries = _write_merged(path, {_key(problem): algorithm})
@@ -142,7 +148,7 @@ def record(problem: Problem, algorithm: str) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
-    _Loaded.path, _Loaded.entries = path, entries
+    _Loaded.where, _Loaded.entries = where, entries
     _Loaded.generation += 1
 
 

@@ -35,15 +35,24 @@ def by_rows(run: Callable[[Tensor, Problem], Tensor], x: Tensor, problem: Proble
         >>> torch.equal(whole, banded)
         True
     """
-    n, o, ho, wo = problem.output_shape
-    rows = max(1, BAND_BYTES // max(1, n * o * wo * x.element_size()))
-    if rows >= ho:
+    if one_band(problem, x.element_size()):
         return run(x, problem)
+    ho, rows = problem.output_shape[2], _rows_per_band(problem, x.element_size())
     y = x.new_empty(problem.output_shape)
     for first in range(0, ho, rows):
         band, band_problem = _band(x, problem, first, min(ho, first + rows))
         y[:, :, first : first + rows] = run(band, band_problem)
     return y
+
+
+def one_band(problem: Problem, element_size: int) -> bool:
+    """Whether :func:`by_rows` runs ``problem`` (elements of ``element_size`` bytes) in one call."""
+    return _rows_per_band(problem, element_size) >= problem.output_shape[2]
+
+
+def _rows_per_band(problem: Problem, element_size: int) -> int:
+    n, o, _, wo = problem.output_shape
+    return max(1, BAND_BYTES // max(1, n * o * wo * element_size))
 
 
 def _band(x: Tensor, problem: Problem, first: int, stop: int) -> tuple[Tensor, Problem]:

@@ -22,7 +22,9 @@ reassociated), so the error is relative to ``sum |w| |x|``: ``exact``. Compiled 
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -172,7 +174,7 @@ def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int], dtype: torch.
     page longer, handed to torch from its first element on, so the tensor itself starts at offset 0 (as a freshly
     allocated torch tensor, and as the operator's fake implementation promises).
     """
-    item = torch.empty(0, dtype=dtype).element_size()
+    item = dtype.itemsize
     buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=_NUMPY_DTYPES[dtype])
     shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.ctypes.data) % PAGE_BYTES // item
     return torch.from_numpy(buffer[shift : shift + math.prod(shape)]).view(shape)
@@ -198,9 +200,19 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     y, x2, y2 = row_arrays(x, problem)
     if y.numel() == 0:
         return y
+    w4 = w.to(problem.dtype).contiguous().numpy()
+    kernel, geometry, tasks, seconds = _walk(problem, boundary, samples)
+    run_tasks(lambda first, stop: kernel(x2, w4, y2, first, stop, *geometry), tasks, seconds)
+    return y
+
+
+@functools.lru_cache(maxsize=1024)
+def _walk(problem: Problem, boundary: str, samples: int) -> tuple[Any, tuple[Any, ...], int, float]:
+    """How :func:`run_extended` walks ``problem``'s output: the numba kernel for its mode (:func:`_mode`), the
+    kernel's arguments after ``(x2, w4, y2, first, stop)``, the task count and the estimated seconds. Depends
+    on the problem alone, so a call in a loop only looks it up (the boundary's index maps are read-only)."""
     n, c, h, width = problem.input_shape
     _, o, ho, _ = problem.output_shape
-    w4 = w.to(problem.dtype).contiguous().numpy()
     top, bottom, left, right = problem.padding
     extension = (
         top,
@@ -212,21 +224,16 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     mode = _mode(problem)
     if mode == "dots":
         geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
-        run_tasks(lambda first, stop: dots.correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
-    elif mode == "blocks":
-        pitch = problem.padded_size[1]
-        block_rows = max(1, min(ho, BLOCK_ELEMENTS // pitch))
-        tasks = n * o * -(-ho // block_rows)
+        return dots.correlate_rows, geometry, n * o * ho, seconds
+    if mode == "blocks":
+        block_rows = max(1, min(ho, BLOCK_ELEMENTS // problem.padded_size[1]))
         blocks = (c, h, problem.groups, ho, problem.dilation, extension, block_rows)
-        run_tasks(lambda first, stop: _correlate_blocks(x2, w4, y2, first, stop, *blocks), tasks, seconds)
-    elif mode == "four rows":
+        return _correlate_blocks, blocks, n * o * -(-ho // block_rows), seconds
+    if mode == "four rows":
         geometry4 = (c, h, problem.groups, ho, problem.dilation[1], extension)
-        tasks = n * o * -(-ho // 4)
-        run_tasks(lambda first, stop: fourrows.correlate_blocks(x2, w4, y2, first, stop, *geometry4), tasks, seconds)
-    else:
-        geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
-        run_tasks(lambda first, stop: _correlate_rows(x2, w4, y2, first, stop, *geometry), n * o * ho, seconds)
-    return y
+        return fourrows.correlate_blocks, geometry4, n * o * -(-ho // 4), seconds
+    geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
+    return _correlate_rows, geometry, n * o * ho, seconds
 
 
 def compiled_kernel_refusal(problem: Problem, name: str) -> str | None:

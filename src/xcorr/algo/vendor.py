@@ -8,6 +8,8 @@ problems the forward runs in bands of output rows, which bounds torch's temporar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import grad as conv_grad
@@ -40,6 +42,23 @@ def _conv2d(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     if any((top, bottom, left, right)):
         x = F.pad(x, (left, right, top, bottom))
     return F.conv2d(x, w, None, problem.stride, padding, problem.dilation, problem.groups)
+
+
+def whole_call(problem: Problem) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """:func:`run` for ``problem`` as the one ``F.conv2d`` call it makes, geometry bound, where it makes one (the
+    padding is symmetric and the problem not run in bands); else ``None``.
+
+    Example:
+        >>> import torch
+        >>> call = whole_call(Problem((1, 8, 8, 8), (8, 8, 3, 3), padding=(1, 1, 1, 1)))
+        >>> call(torch.ones(1, 8, 8, 8), torch.ones(8, 8, 3, 3))[0, 0, 0, 0].item()
+        32.0
+    """
+    padding, extra = _padding(problem)
+    if any(extra) or (_thin(problem) and not bands.one_band(problem, problem.dtype.itemsize)):
+        return None
+    stride, dilation, groups = problem.stride, problem.dilation, problem.groups
+    return lambda x, w: F.conv2d(x, w, None, stride, padding, dilation, groups)
 
 
 def _padding(problem: Problem) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
