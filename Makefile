@@ -35,6 +35,7 @@ lint: install-test
 
 bench: install-test
 	$(PIP) install --quiet $(TORCH) -e '.[bench]'
+	$(PIP) install --quiet --no-deps timm torchvision==0.28.0  # bench.models: torchvision's Python part only
 	$(PY) -m bench
 
 clean:
