@@ -3,6 +3,7 @@ estimates measure and remember."""
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -222,3 +223,54 @@ def test_a_registered_algorithm_is_planned_selectable_and_run(monkeypatch: pytes
 def test_use_refuses_a_measure_that_is_not_a_bool() -> None:
     with pytest.raises(TypeError, match="measure must be True, False or None"), xcorr.use(measure="yes"):  # type: ignore[arg-type]
         pass
+
+
+def test_a_layer_mixing_kernels_is_timed_whole_against_torchs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A differentiable depthwise 7x7 call (a ConvNeXt shape, channels last) whose plan mixes torch's kernel with
+    xcorr's (planted in the tuning cache: torch's forward and input gradient, direct's weight gradient), torch's
+    estimates close: its first call times torch's forward + backward against the plan's and remembers the
+    winner; later calls time nothing, and the results and gradients are torch's either way."""
+    from xcorr.gradients import input_gradient_problem, weight_gradient_problem
+    from xcorr.lowrank import known_rank
+    from xcorr.problem import Problem
+
+    shape, weight = (2, 64, 28, 28), (64, 1, 7, 7)
+    torch.manual_seed(3)
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(weight, requires_grad=True)
+    dy = torch.randn(shape)
+    forward = Problem(shape, weight, (1, 1), (3, 3, 3, 3), (1, 1), 64, torch.float32, "cpu", known_rank(w), True)
+    for product, winner in (
+        (forward, "vendor"),
+        (input_gradient_problem(forward), "vendor"),
+        (weight_gradient_problem(forward), "direct"),
+    ):
+        tuning.record(product, winner)
+    timed: list[object] = []
+    recorded: list[str] = []
+    time_once, record = tuning.time_once, tuning.record
+
+    def counted(run: Callable[[], object], device: str) -> float:
+        timed.append(run)
+        return time_once(run, device)
+
+    def noted(problem: Problem, winner: str, kind: str = "") -> None:
+        recorded.append(kind)
+        record(problem, winner, kind)
+
+    monkeypatch.setattr(tuning, "time_once", counted)
+    monkeypatch.setattr(tuning, "record", noted)
+    with xcorr.use(measure=True):
+        xcorr.conv2d(x, w, padding=3, groups=64).backward(dy)
+        assert recorded == ["layer"] and len(timed) == 8  # each layer step: a warm-up and three runs
+        timed.clear()
+        x.grad = w.grad = None
+        y = xcorr.conv2d(x, w, padding=3, groups=64)
+        y.backward(dy)
+        assert timed == []
+    x2, w2 = x.detach().requires_grad_(), w.detach().requires_grad_()
+    expected = F.conv2d(x2, w2, padding=3, groups=64)
+    expected.backward(dy)
+    torch.testing.assert_close(y, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(w.grad, w2.grad, atol=1e-3, rtol=1e-4)

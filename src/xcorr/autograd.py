@@ -21,10 +21,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from xcorr import lowrank
+from xcorr import lowrank, tuning
 from xcorr.algo import get_algorithm, vendor
-from xcorr.planner import choose_exact, plan_problem, vendor_throughout
-from xcorr.problem import Pair, Problem, Quad
+from xcorr.planner import Plan, choose_exact, layer_worth_measuring, plan_problem, vendor_throughout
+from xcorr.problem import Pair, Problem, Quad, is_channels_last
 
 
 def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: Pair, groups: int) -> Problem:
@@ -32,14 +32,8 @@ def problem_for(x: Tensor, w: Tensor, *, stride: Pair, padding: Quad, dilation: 
     rank where it could change the plan (:func:`xcorr.lowrank.known_rank`)."""
     weight_shape = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
     input_shape = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    return Problem(
-        input_shape, weight_shape, stride, padding, dilation, groups, x.dtype, x.device.type, lowrank.known_rank(w)
-    )
-
-
-def is_channels_last(x: Tensor) -> bool:
-    """Whether ``x`` (N, C, H, W) is laid out channels last (and not also plainly contiguous)."""
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    rank, layout = lowrank.known_rank(w), is_channels_last(x)
+    return Problem(input_shape, weight_shape, stride, padding, dilation, groups, x.dtype, x.device.type, rank, layout)
 
 
 def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
@@ -50,17 +44,14 @@ def run_product(name: str, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     tensors as they are (``Algorithm.channels_last``) get ``x`` as it is; the others get a contiguous copy.
     """
     n, o, ho, wo = problem.output_shape
-    channels_last = is_channels_last(x)
     if n * o * ho * wo == 0 or problem.input_shape[1] == 0:
         y = x.new_zeros((n, o, ho, wo))
-    else:  # no input requires grad here, or the operator runs below autograd: no graph to keep out of
-        algorithm = get_algorithm(name)
-        if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
-            algorithm = get_algorithm(choose_exact(problem).algorithm)
-        if not algorithm.channels_last:
-            x, w = x.contiguous(), w.contiguous()
-        y = algorithm.run(x, w, problem)
-    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+        return y.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else y
+    # no input requires grad here, or the operator runs below autograd: no graph to keep out of
+    algorithm = get_algorithm(name)
+    if not algorithm.exact and not bool(torch.isfinite(x.sum() + w.sum())):
+        algorithm = get_algorithm(choose_exact(problem).algorithm)
+    return algorithm.run_in_layout(x, w, problem)
 
 
 def product_runner(name: str, problem: Problem) -> Callable[[Tensor, Tensor], Tensor]:
@@ -122,7 +113,7 @@ def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: T
     if not requires_grad and not (bias is not None and bias.requires_grad):
         y = run_product(plan.forward.algorithm, x, w, problem)
         return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
-    if vendor_throughout(plan):
+    if torch_runs_layer(problem, plan, algo):
         return _vendor_with_autograd(x, w, bias, problem)
     y = _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
     return _add_bias(y, bias)
@@ -140,8 +131,47 @@ def runs_torch_kernel(
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     plan = plan_problem(problem, requires_grad=requires_grad, algo=algo)
     if requires_grad:
-        return vendor_throughout(plan)
+        return torch_runs_layer(problem, plan, algo)
     return plan.forward.algorithm == "vendor" and vendor.whole_call(problem) is not None
+
+
+def torch_runs_layer(problem: Problem, plan: Plan, algo: str) -> bool:
+    """Whether torch's own conv2d under torch's own autograd runs a differentiable call planned as ``plan``: the
+    plan is torch's kernel throughout, or close to it (:func:`xcorr.planner.vendor_throughout`), or, where it mixes
+    kernels and torch's estimates are close (:func:`xcorr.planner.layer_worth_measuring`), torch's forward and
+    backward were measured faster than the plan's on the call's first run (random data, the call's layout),
+    remembered in the tuning cache as ``tune`` remembers its winners."""
+    if vendor_throughout(plan):
+        return True
+    if algo != "auto" or not layer_worth_measuring(plan):
+        return False
+    known = tuning.lookup(problem, "layer")
+    if known is None:
+        known = _faster_layer(problem)
+        tuning.record(problem, known, "layer")
+    return known == "torch"
+
+
+def _faster_layer(problem: Problem) -> str:
+    """``"torch"`` or ``"xcorr"``: whose forward + backward of ``problem`` is faster (the least disturbed of three
+    runs each after a warm-up), on random data laid out as the call's."""
+    layout = torch.channels_last if problem.channels_last else torch.contiguous_format
+
+    def noise(shape: Quad, laid_out: torch.memory_format = layout) -> Tensor:
+        return torch.randn(shape, dtype=problem.dtype, device=problem.device).contiguous(memory_format=laid_out)
+
+    x, dy = noise(problem.input_shape).requires_grad_(), noise(problem.output_shape)
+    w = noise(problem.weight_shape, torch.contiguous_format).requires_grad_()
+    geometry = (problem.stride, problem.padding, problem.dilation, problem.groups)
+    steps = {
+        "torch": lambda: _vendor_with_autograd(x, w, None, problem).backward(dy),
+        "xcorr": lambda: _through_operator(x, w, *geometry, "auto").backward(dy),
+    }
+    times = {}
+    for name, step in steps.items():
+        tuning.time_once(step, problem.device)
+        times[name] = min(tuning.time_once(step, problem.device) for _ in range(3))
+    return min(times, key=times.__getitem__)
 
 
 def _add_bias(y: Tensor, bias: Tensor | None) -> Tensor:

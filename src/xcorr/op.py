@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xcorr.autograd import PLAIN_TYPES, correlate_problem, is_channels_last, problem_for, product_runner
+from xcorr.autograd import PLAIN_TYPES, correlate_problem, problem_for, product_runner
 from xcorr.gradients import input_gradient, weight_gradient
 from xcorr.planner import gradient_choices, plan_problem
-from xcorr.problem import Problem
+from xcorr.problem import Problem, is_channels_last
 from xcorr.routes import Routes, tensor_key
 
 SCHEMA = "correlate(Tensor x, Tensor w, int[] stride, int[] padding, int[] dilation, int groups, str algo) -> Tensor"
@@ -77,6 +77,7 @@ def _shape_problem(
         groups=groups,
         dtype=x.dtype,
         device=x.device.type,
+        channels_last=is_channels_last(x),
         **_geometry(stride, padding, dilation),
     )
 

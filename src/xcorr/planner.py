@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from torch import Tensor
 
 from xcorr import costs, tuning
 from xcorr.algo import algorithm_names, get_algorithm, registry
+from xcorr.algo.registry import Algorithm
 from xcorr.arguments import conv_padding, pair
 from xcorr.errors import UnsupportedError
 from xcorr.gradients import input_gradient, input_gradient_problem, weight_gradient, weight_gradient_problem
@@ -168,7 +170,9 @@ def _choose(
         return Choice("reference", "empty: nothing to compute, zeros returned", ())
     vetoed = vetoes(problem, preference.precision)
     estimates = tuple(
-        sorted(((n, get_algorithm(n).cost(problem)) for n in algorithm_names() if n not in vetoed), key=lambda e: e[1])
+        sorted(
+            ((n, _cost(get_algorithm(n), problem)) for n in algorithm_names() if n not in vetoed), key=lambda e: e[1]
+        )
     )
     if algo != "auto":
         get_algorithm(algo)
@@ -187,6 +191,16 @@ def _choose(
         tuning.record(problem, winner)
         return Choice(winner, "measured fastest on this machine", estimates)
     return Choice(estimates[0][0], "cheapest by the cost model", estimates)
+
+
+def _cost(algorithm: Algorithm, problem: Problem) -> float:
+    """The algorithm's own estimate, plus the layout copies the engine makes for it (a channels-last input copied
+    to contiguous and the result back, :meth:`Algorithm.run_in_layout`)."""
+    seconds = algorithm.cost(problem)
+    if problem.channels_last and not algorithm.channels_last:
+        n, o, ho, wo = problem.output_shape
+        seconds += costs.COPY_PER_ELEMENT * (math.prod(problem.input_shape) + n * o * max(ho, 0) * max(wo, 0))
+    return seconds
 
 
 def _generation() -> tuple[int, int]:
@@ -264,6 +278,23 @@ def _plan(
     if not requires_grad:
         return Plan(problem, forward)
     return Plan(problem, forward, *gradient_choices(problem, algo))
+
+
+def layer_worth_measuring(plan: Plan) -> bool:
+    """Whether a differentiable call planned as ``plan`` should be timed, on its first call, against torch's own
+    conv2d under torch's own autograd (whose backward computes both gradients in one call, which estimates per
+    product cannot see): measuring is allowed, the plan is the planner's own, its estimated total is in the
+    measured range and torch's estimates are within :data:`MEASURE_FACTOR` of it."""
+    choices = [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
+    if len(choices) < 3 or not _preference.get().measure or not _may_measure():
+        return False
+    if not all(c.reason.startswith(("cheapest", "measured")) for c in choices):
+        return False
+    planned = sum(dict(c.estimates)[c.algorithm] for c in choices)
+    vendor = [dict(c.estimates).get("vendor") for c in choices]
+    if not MEASURE_MIN_SECONDS <= planned <= MEASURE_MAX_SECONDS or None in vendor:
+        return False
+    return sum(v for v in vendor if v is not None) <= MEASURE_FACTOR * planned
 
 
 def vendor_throughout(plan: Plan) -> bool:
@@ -389,7 +420,9 @@ def _product_call(origin: Origin) -> Callable[[str], Callable[[], Tensor]]:
 
     x, w = noise(forward.input_shape), noise(forward.weight_shape)
     if kind == "forward":
-        return lambda name: functools.partial(get_algorithm(name).run, x, w, forward)
+        if forward.channels_last:  # timed as it runs: on this layout, with the copies it makes
+            x = x.contiguous(memory_format=torch.channels_last)
+        return lambda name: functools.partial(get_algorithm(name).run_in_layout, x, w, forward)
     dy = noise(forward.output_shape)
 
     def run(a: Tensor, b: Tensor, product: Problem, name: str) -> Tensor:

@@ -22,7 +22,8 @@ class Problem:
     ``padding`` is (top, bottom, left, right) zeros around ``x``; ``y`` is (N, O, Ho, Wo) with
     ``Ho = (H + top + bottom - dilation_h * (kh - 1) - 1) // stride_h + 1`` (likewise ``Wo``), exactly as
     ``torch.nn.functional.conv2d``. ``weight_rank`` is the numerical rank of the worst (o, c) kernel slice when
-    it is known (the separable algorithm needs it), else ``None``.
+    it is known (the separable algorithm needs it), else ``None``. ``channels_last``: ``x`` is laid out channels
+    last (and the result will be), which changes what each algorithm costs (:func:`is_channels_last`).
 
     Example:
         >>> Problem((1, 1, 6, 8), (1, 1, 1, 2)).output_shape
@@ -38,6 +39,7 @@ class Problem:
     dtype: torch.dtype = torch.float32
     device: str = "cpu"
     weight_rank: int | None = None
+    channels_last: bool = False
 
     @property
     def padded_size(self) -> Pair:
@@ -85,4 +87,10 @@ class Problem:
             parts.append(f"dilation {self.dilation}")
         if self.groups != 1:
             parts.append(f"groups {self.groups}")
-        return ", ".join(parts) + f", {str(self.dtype).removeprefix('torch.')} on {self.device}"
+        layout = ", channels last" if self.channels_last else ""
+        return ", ".join(parts) + f", {str(self.dtype).removeprefix('torch.')}{layout} on {self.device}"
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` (N, C, H, W) is laid out channels last (and not also plainly contiguous)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from xcorr.lowrank import known_rank
 from xcorr.planner import route_state
+from xcorr.problem import is_channels_last
 
 MAX_ROUTES = 4096
 """Keys a table holds before it starts afresh (a shape sweep must not grow it without bound)."""
@@ -55,8 +56,9 @@ class Routes(Generic[R]):
 def tensor_key(x: Tensor, w: Tensor) -> tuple[object, ...]:
     """What a plan reads of ``x`` (N, C, H, W) and ``w`` (O, C // groups, kh, kw), and the planner's state.
 
-    Shapes, dtypes and the device (a weight elsewhere fails in the kernel, as in torch), the weight's numerical
-    rank where it can change the plan (found once per weight version, :func:`xcorr.lowrank.known_rank`), and
-    :func:`xcorr.planner.route_state`. Callers add their settings.
+    Shapes, dtypes, the device and ``x``'s layout (a weight elsewhere fails in the kernel, as in torch), the
+    weight's numerical rank where it can change the plan (found once per weight version,
+    :func:`xcorr.lowrank.known_rank`), and :func:`xcorr.planner.route_state`. Callers add their settings.
     """
-    return (x.shape, x.dtype, x.device, w.shape, w.dtype, known_rank(w), *route_state())
+    layout = is_channels_last(x)
+    return (x.shape, x.dtype, x.device, layout, w.shape, w.dtype, known_rank(w), *route_state())

@@ -57,8 +57,9 @@ def _cache_path(cache_dir: str | None, home: str | None) -> Path:
     return root / "tuning.json"
 
 
-def _key(problem: Problem) -> str:
-    return f"{problem!r}|threads={torch.get_num_threads()}|xcorr={__version__}|torch={torch.__version__}"
+def _key(problem: Problem, kind: str) -> str:
+    prefix = f"{kind}|" if kind else ""
+    return f"{prefix}{problem!r}|threads={torch.get_num_threads()}|xcorr={__version__}|torch={torch.__version__}"
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -86,9 +87,10 @@ def generation() -> int:
     return _Loaded.generation
 
 
-def lookup(problem: Problem) -> str | None:
-    """The measured winner for ``problem`` under the current conditions, if any."""
-    return _entries().get(_key(problem))
+def lookup(problem: Problem, kind: str = "") -> str | None:
+    """The measured winner for ``problem`` under the current conditions, if any. ``kind`` names another question
+    asked of the same problem (``"layer"``: torch's kernel or xcorr's plan for a whole differentiable call)."""
+    return _entries().get(_key(problem, kind))
 
 
 @contextmanager
@@ -130,17 +132,18 @@ def _write_merged(path: Path, new: dict[str, str]) -> dict[str, str]:
     return entries
 
 
-def record(problem: Problem, algorithm: str) -> None:
-    """Remember ``algorithm`` as the winner for ``problem``, on disk when the cache can be written.
+def record(problem: Problem, algorithm: str, kind: str = "") -> None:
+    """Remember ``algorithm`` as the winner for ``problem`` (and ``kind``, as :func:`lookup`), on disk when the
+    cache can be written.
 
     Never raises for the cache's sake: an unwritable cache gives a :class:`RuntimeWarning` and the winner is
     kept for this process.
     """
     where = _where()
     path = _cache_path(*where)
-    entries = {**_entries(), _key(problem): algorithm}
+    entries = {**_entries(), _key(problem, kind): algorithm}
     try:
-        entries = _write_merged(path, {_key(problem): algorithm})
+        entries = _write_merged(path, {_key(problem, kind): algorithm})
     except OSError as exc:
         warnings.warn(
             f"xcorr could not save its tuning cache {path} ({exc.strerror or exc}); the measured winner is used in "

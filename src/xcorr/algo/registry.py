@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from xcorr.problem import Problem
+from xcorr.problem import Problem, is_channels_last
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class Algorithm:
     input_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
     weight_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
     channels_last: bool = False
+
+    def run_in_layout(self, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
+        """:attr:`run`, with a channels-last ``x`` handed over as it is where the algorithm reads that layout, else
+        as a contiguous copy; the result is channels last when ``x`` is (as torch's ``conv2d``)."""
+        channels_last = is_channels_last(x)
+        if not self.channels_last:
+            x, w = x.contiguous(), w.contiguous()
+        y = self.run(x, w, problem)
+        return y.contiguous(memory_format=torch.channels_last) if channels_last else y
 
 
 _REGISTRY: dict[str, Algorithm] = {}
