@@ -6,6 +6,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import xcorr
 from xcorr.lowrank import factors, weight_rank
 
 
@@ -85,3 +86,16 @@ def test_the_reported_rank_reproduces_every_entry(rank: int, seed: int, signed: 
 def test_factors_rejects_impossible_rank() -> None:
     with pytest.raises(ValueError, match="rank must be between 0 and min"):
         factors(torch.ones(1, 1, 3, 4), 4)
+
+
+def test_a_weight_updated_in_place_is_planned_from_its_new_rank() -> None:
+    """A rank-1 kernel plans the separable algorithm; the same tensor updated in place to a full-rank kernel must
+    not run on the old factors (a low rank is found again after every update), and back to rank 1 it may again."""
+    x = torch.randn(1, 1, 96, 96, dtype=torch.float64)
+    g = torch.exp(-(torch.linspace(-2, 2, 15, dtype=torch.float64) ** 2))
+    w = torch.outer(g, g)[None, None].clone()
+    plan = xcorr.plan((1, 1, 96, 96), (1, 1, 15, 15), dtype=torch.float64, weight_rank=1)
+    assert plan.forward.algorithm == "separable"
+    for kernel in (torch.outer(g, g), torch.randn(15, 15, dtype=torch.float64), torch.outer(g, -g)):
+        w.copy_(kernel[None, None])
+        torch.testing.assert_close(xcorr.conv2d(x, w), torch.nn.functional.conv2d(x, w))

@@ -137,9 +137,13 @@ _RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
 
 
 def _rank(w: Tensor) -> int:
-    """:func:`weight_rank`, remembered for this tensor object until it is modified."""
+    """:func:`weight_rank`, remembered for this tensor object. A low rank is found again after every update of
+    ``w`` (the separable algorithm must not run on factors that no longer reproduce it); a full rank
+    (``min(kh, kw)``) is kept across updates, as training keeps it full: finding it costs 1-3 ms per layer, which
+    every step of a training loop would pay, and keeping it costs at worst a plan a later low rank would allow,
+    never a wrong result."""
     known = _RANKS.get(id(w))
-    if known is not None and known[0]() is w and known[1] == w._version:
+    if known is not None and known[0]() is w and (known[1] == w._version or known[2] == min(w.shape[2:])):
         return known[2]
     rank = weight_rank(w)
     if len(_RANKS) > 1024:

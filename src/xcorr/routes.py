@@ -57,7 +57,7 @@ def tensor_key(x: Tensor, w: Tensor) -> tuple[object, ...]:
     """What a plan reads of ``x`` (N, C, H, W) and ``w`` (O, C // groups, kh, kw), and the planner's state.
 
     Shapes, dtypes, the device and ``x``'s layout (a weight elsewhere fails in the kernel, as in torch), the
-    weight's numerical rank where it can change the plan (found once per weight version,
+    weight's numerical rank where it can change the plan (remembered per weight,
     :func:`xcorr.lowrank.known_rank`), and :func:`xcorr.planner.route_state`. Callers add their settings.
     """
     layout = is_channels_last(x)
