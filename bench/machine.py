@@ -30,6 +30,8 @@ DISTRIBUTIONS = (
     "numba",
     "dask-image",
     "pyvips",
+    "timm",
+    "torchvision",
 )
 
 
