@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
@@ -61,11 +60,7 @@ def product_runner(name: str, problem: Problem) -> Callable[[Tensor, Tensor], Te
     whole = vendor.whole_call(problem) if name == "vendor" and n * o * ho * wo and problem.input_shape[1] else None
     if whole is not None:
         return whole
-    return functools.partial(_run_product_of, name, problem)
-
-
-def _run_product_of(name: str, problem: Problem, x: Tensor, w: Tensor) -> Tensor:
-    return run_product(name, x, w, problem)
+    return lambda x, w: run_product(name, x, w, problem)
 
 
 PLAIN_TYPES = (Tensor, torch.nn.Parameter)

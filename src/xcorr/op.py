@@ -2,10 +2,11 @@
 
 Registered with ``torch.library``'s low-level ``Library`` API (the lowest dispatch overhead): one schema, one
 implementation for CPU and CUDA that plans and runs on real data, a fake (meta) implementation that computes the
-output's shape and layout only, an autograd formula whose backward runs both gradient products through the engine
-again, and a ``vmap`` rule. In eager differentiable calls and under ``torch.func`` transforms the engine applies
-the same formula as :class:`Correlation` (an ``autograd.Function`` with ``setup_context`` and ``vmap``), which is
-the form functorch composes with and costs less per call than the generic autograd kernel. ``torch.compile``
+output's shape and layout only, an autograd kernel (at the ``Autograd`` key) that applies :class:`Correlation`
+where a gradient is needed, whose backward runs both gradient products through the engine again, and a ``vmap``
+rule. :class:`Correlation` is an ``autograd.Function`` with ``setup_context`` and ``vmap``, the form functorch
+composes with; eager differentiable calls and ``torch.func`` transforms apply it directly. A repeated call's
+planned forward product is remembered by call key (:mod:`xcorr.routes`). ``torch.compile``
 therefore sees one opaque operator (no graph break, the planner never traced), ``torch.export`` records it, and
 ``torch.func.grad`` / ``vmap`` / ``jacrev`` compose with it.
 
