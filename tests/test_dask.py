@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate2d
 
+import xcorr
 import xcorr.dask as xd
 from xcorr import functional
 
@@ -341,3 +342,58 @@ def test_cli_filters_a_tiff_into_zarr_chunk_by_chunk(tmp_path: Path, capsys: pyt
     assert "6 chunks" in run.out  # 3 x 2 chunks of 32 pixels
     expected = reference_filter(x, np.ones((5, 5)) / 25, "same", "symmetric", 0.0)
     np.testing.assert_allclose(stored[:], expected, rtol=1e-5, atol=1e-2)
+
+
+MATCH_METHODS = ("sqdiff", "sqdiff_normed", "ccorr", "ccorr_normed", "ccoeff", "ccoeff_normed")
+
+
+@pytest.mark.parametrize("method", MATCH_METHODS)
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+def test_match_template_equals_in_memory(method: str, mode: str) -> None:
+    """Chunks smaller and larger than the template, a stack of two templates with a weight mask, a uint8 image:
+    every chunk's scores equal the in-memory call's (which the match_template tests hold to OpenCV)."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (53, 61), dtype=np.uint8)
+    templates = np.stack([image[10:19, 20:27], image[30:39, 5:12]]).astype(np.float32)
+    weights = rng.random((9, 7)).astype(np.float32)
+    expected = xcorr.match_template(image, templates, method=method, mask=weights, mode=mode)
+    for chunks in (6, (20, 25)):
+        lazy = xd.match_template(da.from_array(image, chunks=chunks), templates, method=method, mask=weights, mode=mode)
+        assert lazy.shape == expected.shape and lazy.dtype == expected.dtype
+        score_range = float(expected.max() - expected.min())  # float32 scores: OpenCV's tolerance, 1e-5 of it
+        np.testing.assert_allclose(lazy.compute(), expected, rtol=0, atol=1e-5 * score_range + 1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    rows=st.integers(3, 30),
+    cols=st.integers(3, 30),
+    height=st.integers(1, 8),
+    width=st.integers(1, 8),
+    mode=st.sampled_from(["valid", "same", "full"]),
+    method=st.sampled_from(MATCH_METHODS),
+)
+def test_match_template_with_an_image_mask_equals_in_memory(
+    rows: int, cols: int, height: int, width: int, mode: str, method: str
+) -> None:
+    rng = np.random.default_rng(rows * 31 + cols)
+    image = rng.random((40, 45))
+    used = rng.random((40, 45)) > 0.3
+    template = rng.random((height, width))
+    expected = xcorr.match_template(image, template, method=method, image_mask=used, mode=mode)
+    lazy = xd.match_template(
+        da.from_array(image, chunks=(rows, cols)), template, method=method, image_mask=used, mode=mode
+    )
+    np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-7, atol=1e-8)
+
+
+def test_match_template_refuses_what_the_in_memory_call_refuses() -> None:
+    image = da.zeros((20, 20), chunks=8)
+    with pytest.raises(ValueError, match="method"):
+        xd.match_template(image, np.ones((3, 3)), method="nope")
+    with pytest.raises(ValueError, match="image_mask"):
+        xd.match_template(image, np.ones((3, 3)), image_mask=np.ones((5, 5)))
+    with pytest.raises(ValueError, match="template"):
+        xd.match_template(image, np.ones((2, 2, 2, 2)))
+    with pytest.raises(TypeError, match="image"):
+        xd.match_template(np.zeros((20, 20)), np.ones((3, 3)))  # type: ignore[arg-type]

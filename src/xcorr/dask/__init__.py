@@ -1,8 +1,9 @@
 """xcorr on Dask arrays: images larger than memory and batches larger than one machine, with the same results.
 
-``xcorr.dask.filter2d`` and ``xcorr.dask.conv2d`` take a ``dask.array.Array`` and return a lazy one whose computed
-values equal :func:`xcorr.filter2d` / :func:`xcorr.conv2d` on the whole array in memory, for every mode, boundary,
-stride, dilation and padding mode, at chunk edges and at the array's outer edge. Each output chunk is one call of
+``xcorr.dask.filter2d``, ``xcorr.dask.conv2d`` and ``xcorr.dask.match_template`` take a ``dask.array.Array`` and
+return a lazy one whose computed values equal :func:`xcorr.filter2d` / :func:`xcorr.conv2d` /
+:func:`xcorr.match_template` on the whole array in memory, for every mode, boundary, stride, dilation and padding
+mode (every method and mask), at chunk edges and at the array's outer edge. Each output chunk is one call of
 the in-memory function on its input chunk plus a halo, so every chunk gets xcorr's planned (fast) algorithm:
 
 1. the whole array is extended lazily past its outer edge exactly as ``numpy.pad`` would (any width, every mode;
@@ -32,8 +33,8 @@ Modules: :mod:`~xcorr.dask.arrays` (the ``map_overlap`` route, built on :mod:`~x
 :mod:`~xcorr.dask.windows`), :mod:`~xcorr.dask.tasks` (what runs inside a task) and :mod:`~xcorr.dask.checks`.
 """
 
-from xcorr.dask.arrays import conv2d, filter2d
+from xcorr.dask.arrays import conv2d, filter2d, match_template
 from xcorr.dask.stores import Progress, filter_to_zarr, open_array
 from xcorr.dask.windows import MIN_READ_CHUNK
 
-__all__ = ["MIN_READ_CHUNK", "Progress", "conv2d", "filter2d", "filter_to_zarr", "open_array"]
+__all__ = ["MIN_READ_CHUNK", "Progress", "conv2d", "filter2d", "filter_to_zarr", "match_template", "open_array"]

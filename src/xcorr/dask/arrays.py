@@ -1,20 +1,24 @@
-"""``filter2d`` and ``conv2d`` on Dask arrays: the array is extended lazily past its outer edge
+"""``filter2d``, ``conv2d`` and ``match_template`` on Dask arrays: the array is extended lazily past its outer edge
 (:mod:`xcorr.dask.extension`), cut into blocks that overlap by the kernel's halo (:mod:`xcorr.dask.tiling`), and
-each block is correlated in ``"valid"`` mode by one ``map_overlap`` task (:mod:`xcorr.dask.tasks`)."""
+each block is computed in ``"valid"`` mode by one ``map_overlap`` task (:mod:`xcorr.dask.tasks`), all three through
+one helper (:func:`_with_halo`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from xcorr import arguments, functional
+from xcorr import arguments, functional, matching
 from xcorr.arguments import ArrayLike
 from xcorr.dask.checks import check_algo, check_dask_array, check_threads, host_array
 from xcorr.dask.extension import extend
-from xcorr.dask.tasks import conv_block, filter_block
-from xcorr.dask.tiling import tile_axis
+from xcorr.dask.tasks import conv_block, filter_block, match_block
+from xcorr.dask.tiling import AxisTiling, tile_axis
 
-__all__ = ["conv2d", "filter2d"]
+__all__ = ["conv2d", "filter2d", "match_template"]
 
 
 def filter2d(
@@ -69,25 +73,10 @@ def filter2d(
     cols = tile_axis(array.chunks[-1], left, right, kw, 1)
     padded = extend(array.astype(probe.dtype), (top, bottom, left, right), boundary, cval)
     padded = padded.rechunk((*array.chunks[:-2], rows.padded_chunks, cols.padded_chunks))
-    result: da.Array = da.map_overlap(
-        filter_block,
-        padded,
-        depth={
-            **dict.fromkeys(range(array.ndim - 2), 0),
-            array.ndim - 2: (0, rows.depth),
-            array.ndim - 1: (0, cols.depth),
-        },
-        boundary="none",
-        trim=False,
-        allow_rechunk=False,
-        chunks=(*array.chunks[:-2], rows.out_chunks, cols.out_chunks),
-        dtype=probe.dtype,
-        meta=np.empty((0,) * array.ndim, probe.dtype),
-        kernel=weights,
-        algo=algo,
-        threads=threads_per_task,
+    chunks = (*array.chunks[:-2], rows.out_chunks, cols.out_chunks)
+    return _with_halo(
+        filter_block, [padded], (rows, cols), chunks, probe.dtype, kernel=weights, algo=algo, threads=threads_per_task
     )
-    return result
 
 
 def conv2d(
@@ -164,22 +153,110 @@ def conv2d(
     cols = tile_axis(input.chunks[3], quad[2], quad[3], extent[1], stride_pair[1])
     padded = extend(input.astype(probe.dtype), quad, boundary, 0.0)
     padded = padded.rechunk((input.chunks[0], input.shape[1], rows.padded_chunks, cols.padded_chunks))
-    result: da.Array = da.map_overlap(
-        conv_block,
+    chunks = (input.chunks[0], (w.shape[0],), rows.out_chunks, cols.out_chunks)
+    settings = {"stride": stride_pair, "dilation": dilation_pair, "groups": groups, "algo": algo}
+    return _with_halo(
+        conv_block, [padded], (rows, cols), chunks, probe.dtype, weight=w, bias=b, threads=threads_per_task, **settings
+    )
+
+
+def match_template(
+    image: da.Array,
+    template: ArrayLike,
+    *,
+    method: str = "ccoeff_normed",
+    mask: ArrayLike | None = None,
+    image_mask: da.Array | ArrayLike | None = None,
+    mode: str = "valid",
+    threads_per_task: int = 1,
+) -> da.Array:
+    """:func:`xcorr.match_template` on a Dask image, lazily, chunk by chunk (images larger than memory).
+
+    Args:
+        image: (H, W) Dask array, any chunking and real dtype.
+        template: (h, w), or (n, h, w) for n templates of one size; ``mask`` optional (h, w) template weights
+            (NumPy arrays or tensors: copied into every task).
+        image_mask: optional (H, W) image pixels to use (nonzero) or ignore (0), a Dask or NumPy array.
+        method, mode: as :func:`xcorr.match_template`; ``"same"`` / ``"full"`` extend the image with zeros (with
+            ``image_mask``: ignored pixels), exactly as the in-memory call.
+        threads_per_task: torch/numba threads each chunk's call uses (see the package docstring for the rule).
+
+    Returns:
+        A lazy (Ho, Wo) (or (n, Ho, Wo)) Dask array of NumPy chunks: each chunk is the in-memory call on its input
+        chunk plus a halo of ``h - 1`` rows and ``w - 1`` columns of the next chunks, so its values are the
+        in-memory call's (window sums are taken per chunk: within floating-point rounding of them). Colour images
+        (``channel_axis``) are not taken here: match each channel's plane, or compute in memory.
+
+    Example:
+        >>> import dask.array as da, numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> picture = rng.random((60, 80))
+        >>> scores = match_template(da.from_array(picture, chunks=32), picture[20:28, 30:40])
+        >>> scores.shape, np.unravel_index(int(scores.argmax().compute()), scores.shape)
+        ((53, 71), (np.int64(20), np.int64(30)))
+    """
+    check_dask_array(image, "image", "(H, W)", (2,))
+    templates = host_array(template)
+    weights = None if mask is None else host_array(mask)
+    if templates.ndim not in (2, 3):
+        raise ValueError(f"template must be (h, w) or (n, h, w), got shape {templates.shape}")
+    h, w = templates.shape[-2:]
+    probe = matching.match_template(
+        np.zeros((max(h, 1), max(w, 1)), image.dtype), templates, method=method, mask=weights
+    )  # validates the template, mask and method exactly as the in-memory call, and gives the result dtype
+    check_threads(threads_per_task)
+    arguments.check_not_empty(image.shape, "image")
+    quad = arguments.mode_padding(mode, (h, w))
+    if mode == "valid":
+        arguments.fits_or_raise(image.shape, (h, w), "use mode='same' or mode='full'")
+    rows = tile_axis(image.chunks[0], quad[0], quad[1], h, 1)
+    cols = tile_axis(image.chunks[1], quad[2], quad[3], w, 1)
+    arrays = [image]
+    if image_mask is not None:
+        used = image_mask if isinstance(image_mask, da.Array) else da.from_array(host_array(image_mask))
+        if used.shape != image.shape:
+            raise ValueError(f"image_mask must have the image's shape {image.shape}, got {used.shape}")
+        arrays.append(used.rechunk(image.chunks))
+    padded = [extend(a, quad, "constant", 0.0).rechunk((rows.padded_chunks, cols.padded_chunks)) for a in arrays]
+    chunks = ((templates.shape[0],) if templates.ndim == 3 else ()) + (rows.out_chunks, cols.out_chunks)
+    return _with_halo(
+        match_block,
         padded,
-        depth={0: 0, 1: 0, 2: (0, rows.depth), 3: (0, cols.depth)},
+        (rows, cols),
+        chunks,
+        np.asarray(probe).dtype,
+        template=templates,
+        mask=weights,
+        method=method,
+        threads=threads_per_task,
+    )
+
+
+def _with_halo(
+    task: Callable[..., np.ndarray],
+    arrays: list[da.Array],
+    tiling: tuple[AxisTiling, AxisTiling],
+    chunks: tuple[tuple[int, ...], ...],
+    dtype: np.dtype[Any],
+    **settings: Any,
+) -> da.Array:
+    """``task`` on every block of ``arrays`` (extended and cut by ``tiling`` along their last two axes) plus the
+    halo of the next blocks that ``tiling`` asks for: the lazy result of the given output ``chunks`` (extra
+    leading output axes, such as one per template, are new axes of one chunk)."""
+    ndim = arrays[0].ndim
+    rows, cols = tiling
+    new_axes = list(range(len(chunks) - ndim))
+    result: da.Array = da.map_overlap(
+        task,
+        *arrays,
+        depth={**dict.fromkeys(range(ndim - 2), 0), ndim - 2: (0, rows.depth), ndim - 1: (0, cols.depth)},
         boundary="none",
         trim=False,
         allow_rechunk=False,
-        chunks=(input.chunks[0], (w.shape[0],), rows.out_chunks, cols.out_chunks),
-        dtype=probe.dtype,
-        meta=np.empty((0, 0, 0, 0), probe.dtype),
-        weight=w,
-        bias=b,
-        stride=stride_pair,
-        dilation=dilation_pair,
-        groups=groups,
-        algo=algo,
-        threads=threads_per_task,
+        chunks=chunks,
+        new_axis=new_axes or None,
+        dtype=dtype,
+        meta=np.empty((0,) * len(chunks), dtype),
+        **settings,
     )
     return result

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import zarr
 
-from xcorr import functional
+from xcorr import functional, matching
 from xcorr.dask.windows import Window
 
 _threads_lock = threading.Lock()
@@ -60,6 +60,20 @@ def conv_block(
 ) -> np.ndarray:
     with _torch_threads(threads):
         return np.asarray(functional.conv2d(block, weight, bias, stride, 0, dilation, groups, algo=algo))
+
+
+def match_block(
+    block: np.ndarray,
+    used: np.ndarray | None = None,
+    *,
+    template: np.ndarray,
+    mask: np.ndarray | None,
+    method: str,
+    threads: int,
+) -> np.ndarray:
+    with _torch_threads(threads):
+        scores = matching.match_template(block, template, method=method, mask=mask, image_mask=used, mode="valid")
+        return np.asarray(scores)
 
 
 def filter_window_block(
