@@ -10,10 +10,16 @@ are not flat). Templates 8-256 px cut from the image, ``ccoeff_normed``, three c
 - ``16 templates``: one call with a (16, h, w) stack beside sixteen OpenCV calls (and sixteen scikit-image calls).
 
 Each row gives xcorr's largest difference to OpenCV's scores.
+
+Then the large-template memory check (scikit-image#6623): a 523x768 template on a 2400x1080 image, both
+orientations, uint8 and float32, each in a fresh process: the extra peak resident memory of the call (``ru_maxrss``
+after it, minus before it) and the range of the scores.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import resource
 from collections.abc import Callable
 
 import cv2
@@ -87,6 +93,30 @@ def table(images: dict[str, np.ndarray], sizes: tuple[int, ...], policy: Policy,
                 )
 
 
+def _large_template_call(shape: tuple[int, int], dtype: str, seed: int) -> tuple[float, float, float]:
+    """In a fresh process: extra peak MB of one 523x768 ``ccoeff_normed`` call, and the scores' min and max."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, shape, dtype=np.uint8).astype(dtype)
+    template = image[200 : 200 + 523, 100 : 100 + 768].copy()
+    xcorr.match_template(image[:600, :900], template[:60, :80])  # compiled kernels loaded before measuring
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scores = np.asarray(xcorr.match_template(image, template))
+    extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return extra_mb, float(scores.min()), float(scores.max())
+
+
+def memory_table(seed: int) -> None:
+    print("\n| image (H x W) | dtype | template | extra peak MB | scores min | scores max | within [-1, 1] |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for shape in ((1080, 2400), (2400, 1080)):
+            for dtype in ("uint8", "float32"):
+                extra, low, high = pool.apply(_large_template_call, (shape, dtype, seed))
+                inside = "yes" if low >= -1.0 and high <= 1.0 else "no"
+                row = f"| {shape[0]}x{shape[1]} | {dtype} | 523x768 | {extra:.0f} | {low:.6f} | {high:.6f} | {inside} |"
+                print(row)
+
+
 def main(argv: list[str] | None = None) -> None:
     rng, policy, scale = start_run("python -m bench.templates", __doc__.splitlines()[0], argv)
     images = {
@@ -95,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         f"grey {3840 // scale}x{2160 // scale} uint8": _image((2160 // scale, 3840 // scale), np.uint8, rng),
     }
     table(images, (8, 16, 64) if scale > 1 else (8, 16, 64, 256), policy, rng)
+    memory_table(seed=0)
 
 
 if __name__ == "__main__":
