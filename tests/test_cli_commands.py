@@ -162,7 +162,9 @@ def test_demo_prints_the_notebook_and_writes_pictures(tmp_path, capsys):
     assert "epoch 10 loss: 0.0127448" in run.out
     assert "tensor([[19., 25.]," in run.out
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert names == ["edges.png", "input.png", "kernels.png", "loss.png"]
+    assert names == ["edges.png", "input.png", "kernels.png", "loss.png", "matches.png"]
+    assert "template 1 (cut at (40, 60)) found at (40, 60), score 1.000" in run.err + run.out
+    assert "template 2 (cut at (110, 170)) found at (110, 170), score 1.000" in run.err + run.out
     assert all(Image.open(tmp_path / "demo" / n).format == "PNG" for n in names)
     again = run_cli(capsys, "demo", "--out", tmp_path / "demo", "-q")
     assert again.code == 1
