@@ -40,13 +40,17 @@ MODELS: tuple[tuple[str, str, dict[str, object], int], ...] = (
 """(label, timm name, timm arguments, batch)."""
 
 
+_TORCHVISION_SCHEMAS: list[torch.library.Library] = []
+"""The library defining the two schemas, kept alive (the definitions go with it)."""
+
+
 def import_timm() -> object:
     """``timm``, imported without torchvision's compiled ops (see the module docstring)."""
     if not hasattr(torch.ops.torchvision, "nms"):
         library = torch.library.Library("torchvision", "DEF")
         library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        import_timm.library = library  # type: ignore[attr-defined]  # keep the definitions alive
+        _TORCHVISION_SCHEMAS.append(library)
     import timm
 
     return timm

@@ -360,8 +360,8 @@ def _torch_route(
 ) -> Callable[[Tensor, Tensor, Tensor | None], Tensor] | None:
     """torch's ``conv2d`` with this geometry where the engine would run the call on it throughout (symmetric
     zero padding, :func:`xcorr.autograd.runs_torch_kernel`), else ``None``."""
-    stride, (top, bottom, left, right), dilation, groups = geometry
-    quad = (top, bottom, left, right)
+    stride, quad, dilation, groups = geometry
+    top, bottom, left, right = quad
     if top != bottom or left != right:
         return None
     if not runs_torch_kernel(x, w, stride=stride, padding=quad, dilation=dilation, groups=groups, algo=algo):

@@ -133,7 +133,7 @@ def _rank_of(values: bytes, shape: tuple[int, ...], dtype: torch.dtype) -> int:
 
 
 _RANKS: dict[int, tuple[weakref.ref[Tensor], int, int]] = {}
-"""id(weight) -> (the weight, its version, its rank): a parameter's rank is found once per update, not per call."""
+"""id(weight) -> (the weight, the version its rank was found at, its rank); see :func:`_rank`."""
 
 
 def _rank(w: Tensor) -> int:
@@ -155,7 +155,7 @@ def _rank(w: Tensor) -> int:
 def known_rank(w: Tensor) -> int | None:
     """The numerical rank of ``w`` (O, C // groups, kh, kw) where it could change the plan (see
     this module's docstring), else ``None``. Reads ``w``'s values, so only on real tensors (the operator's
-    implementation, or eager calls); remembered per weight version."""
+    implementation, or eager calls); remembered per weight as :func:`_rank` says."""
     return _rank(w) if _rank_is_relevant(w.shape) else None
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xcorr.autograd import PLAIN_TYPES, correlate_problem, problem_for, product_runner
+from xcorr.autograd import correlate_problem, problem_for, product_runner, traced
 from xcorr.gradients import input_gradient, weight_gradient
 from xcorr.planner import gradient_choices, plan_problem
 from xcorr.problem import Problem, is_channels_last
@@ -216,8 +216,7 @@ _AUTOGRAD_APPLY = super(torch.autograd.Function, Correlation).apply
 
 def _real(x: Tensor, w: Tensor) -> bool:
     """Plain tensors outside any transform or trace: the implementation may run here and read their data."""
-    plain = type(x) in PLAIN_TYPES and type(w) in PLAIN_TYPES  # fake and functional tensors (compile, export) are not
-    return plain and not torch._C._are_functorch_transforms_active() and torch._C._get_tracing_state() is None
+    return not torch._C._are_functorch_transforms_active() and not traced(x, w)
 
 
 _OPERATOR = torch.ops.xcorr.correlate.default

@@ -49,12 +49,12 @@ PRECISIONS = ("any", "exact")
 # model's estimates were off by up to 3x either way for torch's depthwise kernel on a grid of MobileNet/ConvNeXt
 # shapes: 4 left such cases unmeasured)...
 MEASURE_FACTOR = 8.0
-# ...and one whose warm-up already takes this many times the best so far is dropped after it.
-DROP_FACTOR = 4.0
 # ...when the cheapest is estimated to take less than this (the measurement costs a few runs of each), and more
-# than this (below it, per-call overheads decide, and the timings are noise).
+# than this (below it, per-call overheads decide, and the timings are noise)...
 MEASURE_MAX_SECONDS = 0.5
 MEASURE_MIN_SECONDS = 1e-4
+# ...and a candidate whose warm-up already takes this many times the best so far is dropped after it.
+DROP_FACTOR = 4.0
 
 
 class _Preference(NamedTuple):  # a tuple: hashed and compared in C, as every planned call's memo key holds it
@@ -289,16 +289,15 @@ def layer_worth_measuring(plan: Plan) -> bool:
     conv2d under torch's own autograd (whose backward computes both gradients in one call, which estimates per
     product cannot see): measuring is allowed, the plan is the planner's own, its estimated total is in the
     measured range and torch's estimates are within :data:`MEASURE_FACTOR` of it."""
-    choices = [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
+    choices = _choices(plan)
     if len(choices) < 3 or not _preference.get().measure or not _may_measure():
         return False
     if not all(c.reason.startswith(("cheapest", "measured")) for c in choices):
         return False
-    planned = sum(dict(c.estimates)[c.algorithm] for c in choices)
-    vendor = [dict(c.estimates).get("vendor") for c in choices]
-    if not MEASURE_MIN_SECONDS <= planned <= MEASURE_MAX_SECONDS or None in vendor:
+    planned, vendor = _estimated_totals(choices)
+    if not MEASURE_MIN_SECONDS <= planned <= MEASURE_MAX_SECONDS or vendor is None:
         return False
-    return sum(v for v in vendor if v is not None) <= MEASURE_FACTOR * planned
+    return vendor <= MEASURE_FACTOR * planned
 
 
 def vendor_throughout(plan: Plan) -> bool:
@@ -309,14 +308,26 @@ def vendor_throughout(plan: Plan) -> bool:
     plan's own plus :data:`xcorr.costs.AUTOGRAD_OVERHEAD` (xcorr's autograd node and operator dispatch, which
     torch's own path does not pay): tiny layers then cost what torch's do.
     """
-    choices = [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
+    choices = _choices(plan)
     if all(c.algorithm == "vendor" for c in choices):
         return True
     if not choices[0].reason.startswith(("cheapest", "measured")):  # forced or preferred: keep it
         return False
+    planned, vendor = _estimated_totals(choices)
+    return vendor is not None and vendor <= planned + costs.AUTOGRAD_OVERHEAD
+
+
+def _choices(plan: Plan) -> list[Choice]:
+    """The plan's products: the forward, and the two gradients where it has them."""
+    return [c for c in (plan.forward, plan.grad_input, plan.grad_weight) if c is not None]
+
+
+def _estimated_totals(choices: Sequence[Choice]) -> tuple[float, float | None]:
+    """The estimated seconds of the picked algorithms over ``choices``, and of torch's kernel over them (``None``
+    where torch's kernel cannot run one of them)."""
     planned = sum(dict(c.estimates)[c.algorithm] for c in choices)
     vendor = [dict(c.estimates).get("vendor") for c in choices]
-    return None not in vendor and sum(v for v in vendor if v is not None) <= planned + costs.AUTOGRAD_OVERHEAD
+    return planned, None if None in vendor else sum(v for v in vendor if v is not None)
 
 
 def describe(

@@ -41,7 +41,8 @@ def _thin(problem: Problem) -> bool:
 
 
 def _depthwise(problem: Problem) -> bool:
-    return problem.groups > 1 and problem.weight_shape[1] == 1 and problem.weight_shape[0] == problem.groups
+    """One output channel per input channel (torch's depthwise kernel), more than one channel."""
+    return problem.groups > 1 and problem.is_depthwise and problem.weight_shape[0] == problem.groups
 
 
 def _conv2d(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
