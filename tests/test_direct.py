@@ -77,7 +77,8 @@ def test_wide_rows_match_conv2d(
     [
         ((3, 3), (1, 1), (1, 1, 1)),  # the 3x3 sweep
         ((3, 3), (1, 1), (2, 2, 1)),  # 3x3 over two channels: the one-row sweeps
-        ((7, 7), (1, 1), (1, 1, 1)),  # pairs of 7-row columns and the odd one out
+        ((7, 7), (1, 1), (1, 1, 1)),  # 7-row columns
+        ((17, 2), (1, 1), (1, 1, 1)),  # a group of seven rows and two of five
         ((7, 4), (1, 3), (3, 3, 3)),  # even width, dilated columns, depthwise
         ((14, 3), (1, 1), (2, 4, 1)),  # two groups of seven rows over two channels
         ((5, 5), (1, 1), (1, 1, 1)),  # five-row columns
@@ -182,6 +183,7 @@ def test_run_tasks_covers_every_task_once() -> None:
         (Problem((1, 2, 64, 512), (1, 2, 3, 3)), False),  # 3x3 over two channels
         (Problem((1, 2, 64, 512), (4, 1, 12, 5), groups=2), True),  # 7 + 5 rows
         (Problem((1, 1, 64, 512), (1, 1, 9, 9)), False),  # neither sevens nor fives
+        (Problem((1, 1, 64, 512), (1, 1, 4, 4)), False),
         (Problem((1, 1, 64, 512), (1, 1, 7, 7), stride=(1, 2)), False),
         (Problem((1, 1, 64, 512), (1, 1, 7, 7), dilation=(2, 1)), False),
         (Problem((1, 1, 64, 100), (1, 1, 7, 7)), False),  # narrow rows: the block path

@@ -6,7 +6,7 @@ loop over contiguous columns. No padded copy of the image is ever made:
 
 - wide rows read the input in place for the interior columns; the few border columns whose taps reach into the
   padding read two small strips, copies of just the input columns they need between zeros;
-- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens and fives, run four output rows
+- wide stride-1 rows with three kernel rows or more (but four) run four output rows
   per sweep instead (:mod:`~xcorr.algo.fourrows`: each input row loaded once serves up to four outputs);
 - narrow stride-1 rows (depthwise layers, small images) run in blocks: the block's input rows are copied with
   their padding into one buffer of padded-width rows, so a whole block is one long sweep instead of many short
@@ -230,7 +230,8 @@ def _walk(problem: Problem, boundary: str, samples: int) -> tuple[Any, tuple[Any
         blocks = (c, h, problem.groups, ho, problem.dilation, extension, block_rows)
         return _correlate_blocks, blocks, n * o * -(-ho // block_rows), seconds
     if mode == "four rows":
-        geometry4 = (c, h, problem.groups, ho, problem.dilation[1], extension)
+        splits = np.array(fourrows.row_groups(problem.weight_shape[2]) or (), np.int64)  # () for the 3x3 sweep
+        geometry4 = (c, h, problem.groups, ho, problem.dilation[1], extension, splits)
         return fourrows.correlate_blocks, geometry4, n * o * -(-ho // 4), seconds
     geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, extension)
     return _correlate_rows, geometry, n * o * ho, seconds

@@ -2,8 +2,9 @@
 
 Consecutive output rows read mostly the same input rows: the register-blocked sweeps of
 :mod:`~xcorr.algo.rowpass` compute four of them at once, loading each input row once for all four. They cover
-stride-1 problems with undilated rows and either a one-channel undilated 3x3 kernel or kernel rows in sevens
-and fives (any width, column dilation and channels per group): :func:`covers`.
+stride-1 problems with undilated rows and either a one-channel undilated 3x3 kernel (one sweep) or kernel rows in
+groups of seven and five (:func:`row_groups`; any width, column dilation and channels per group), each group swept
+one kernel column at a time: :func:`covers`.
 
 A task is a block of four output rows of one (image, output channel) plane. Per input channel, the block reads
 ``kh + 3`` input rows: in place where they all lie inside the image, else from a window of copies between zero
@@ -19,13 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from xcorr.algo.rowpass import (
-    add_column5_four_rows,
-    add_column7_four_rows,
-    add_columns5_four_rows,
-    add_columns7_four_rows,
-    correlate_3x3_four_rows,
-)
+from xcorr.algo.rowpass import add_column_four_rows, correlate_3x3_four_rows
 from xcorr.algo.strips import extend_line
 from xcorr.padding import source_indices
 from xcorr.problem import Problem
@@ -35,15 +30,32 @@ def covers(problem: Problem) -> bool:
     """Whether the four-row sweeps compute ``problem`` exactly (see the module docstring).
 
     Example:
-        >>> covers(Problem((1, 1, 64, 512), (1, 1, 12, 3)))  # seven kernel rows and five
+        >>> covers(Problem((1, 1, 64, 512), (1, 1, 12, 3)))  # kernel rows in a group of 7 and one of 5
         True
+        >>> covers(Problem((1, 1, 64, 512), (1, 1, 9, 9)))
+        False
     """
     _, channels_per_group, kh, kw = problem.weight_shape
     if problem.stride != (1, 1) or problem.dilation[0] != 1:
         return False
     if (kh, kw) == (3, 3):
         return channels_per_group == 1 and problem.dilation[1] == 1
-    return bool(_fives(kh) >= 0)
+    return row_groups(kh) is not None
+
+
+def row_groups(kh: int) -> tuple[int, ...] | None:
+    """The groups of kernel rows the sweeps take for ``kh`` rows (:data:`~xcorr.algo.rowpass.COLUMN_SIZES`): sevens
+    and fives where they make ``kh`` (fewest fives), else ``None`` (1-4, 6, 8, 9, 11, 13, 16, 18, 23: those run one
+    output row at a time; groups of three and of nine or eleven rows were measured slower than that).
+
+    Example:
+        >>> row_groups(17), row_groups(9)
+        ((7, 5, 5), None)
+    """
+    for fives in range(7):
+        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
+            return (7,) * ((kh - 5 * fives) // 7) + (5,) * fives
+    return None
 
 
 def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray:
@@ -57,20 +69,12 @@ def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray
     return np.append(source_indices(height, top, bottom, boundary), np.full(3, -1, np.int64))
 
 
-@numba.njit(cache=True)
-def _fives(kh):  # type: ignore[no-untyped-def]
-    """How many groups of five kernel rows, the rest in sevens, make up ``kh`` rows (fewest fives); -1 if none do."""
-    for fives in range(7):
-        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
-            return fives
-    return -1
-
-
 @numba.njit(cache=True, nogil=True)
-def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension):  # type: ignore[no-untyped-def]
+def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension, splits):  # type: ignore[no-untyped-def]
     """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
     (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``extension`` is ``(top, left, row_source,
-    col_source)``: the padding before, and the input row and column each padded one reads (-1: zero)."""
+    col_source)``: the padding before, and the input row and column each padded one reads (-1: zero);
+    ``splits``: the kernel's rows in groups (:func:`row_groups`)."""
     top, left, row_source, col_source = extension
     channels_per_group, kh, kw = w4.shape[1:]
     width, out_width = x2.shape[1], y2.shape[1]
@@ -97,7 +101,7 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
                         extend_line(edge[s], src[s], col_source, 0, b - a + reach, a)
                     source, start = edge, 0
                 # One call site: numba re-optimises a called kernel once per site.
-                _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, ci == 0)
+                _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, splits, ci == 0)
         if r + 4 > out_height:
             y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
 
@@ -133,29 +137,19 @@ def rows_read(x2, channel, q, height, window, sources):  # type: ignore[no-untyp
 
 
 @numba.njit(inline="always")  # compiled as part of correlate_blocks, not on its own (a shorter first compile)
-def _sweep(out, lo, n, src, start, w2, dilation_x, store):  # type: ignore[no-untyped-def]
+def _sweep(out, lo, n, src, start, w2, dilation_x, splits, store):  # type: ignore[no-untyped-def]
     """``out[u, lo + c] (+)= sum_ij w2[i, j] * src[u + i, start + c + j * dilation_x]`` for ``u < 4``, ``c < n``:
-    one input channel's kernel ``w2`` (kh, kw) over the rows ``src`` (kh + 3, W); ``store`` for the first channel."""
+    one input channel's kernel ``w2`` (kh, kw) over the rows ``src`` (kh + 3, W), its rows grouped by
+    ``splits``; ``store`` for the first channel."""
     kh, kw = w2.shape
     if kh == 3 and kw == 3:  # one channel, undilated (covers): store is True
         correlate_3x3_four_rows(out, lo, n, src, start, w2)
         return
     if store:
         out[:, lo : lo + n] = 0
-    sevens_end, g = kh - 5 * _fives(kh), 0
-    while g < kh:  # groups of seven kernel rows, then of five
-        size = 7 if g < sevens_end else 5
+    g = 0
+    for size in splits:  # the groups of kernel rows (row_groups), each swept one kernel column at a time
         rows = src[g : g + size + 3]
-        for j in range(0, kw - 1, 2):
-            v, w, offset = w2[g : g + size, j], w2[g : g + size, j + 1], start + j * dilation_x
-            if size == 7:
-                add_columns7_four_rows(out, lo, n, rows, offset, v, dilation_x, w)
-            else:
-                add_columns5_four_rows(out, lo, n, rows, offset, v, dilation_x, w)
-        if kw % 2:
-            w, offset = w2[g : g + size, kw - 1], start + (kw - 1) * dilation_x
-            if size == 7:
-                add_column7_four_rows(out, lo, n, rows, offset, w)
-            else:
-                add_column5_four_rows(out, lo, n, rows, offset, w)
+        for j in range(kw):
+            add_column_four_rows(out, lo, n, rows, start + j * dilation_x, w2[g : g + size, j])
         g += size

@@ -162,92 +162,81 @@ def correlate_3x3_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyp
         out[3, m] = (w0 * e0 + w1 * e1 + w2 * e2) + (w3 * f0 + w4 * f1 + w5 * f2) + (w6 * g0 + w7 * g1 + w8 * g2)
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def add_columns7_four_rows(out, lo, n, src, start, v, step, w):  # type: ignore[no-untyped-def]
-    """``out[u, lo + c] += sum_i v[i] * src[u + i, start + c] + w[i] * src[u + i, start + step + c]`` for ``u < 4``,
-    ``c < n``: two kernel columns ``step`` apart, seven kernel rows each.
+# The sizes of kernel column the four-row column sweeps below take. Each keeps its weights, the four outputs' partial
+# sums and the input value just loaded in registers, loads each input row once for all four outputs, and reads and
+# writes each output once per sweep. Two columns per sweep spill registers and ran 2-5x slower; columns of 9 and 11
+# rows (14 rows read per sweep, as many L1 sets as a power-of-two row pitch allows) ran slower than one row at a time.
+COLUMN_SIZES = (7, 5)
 
-    ``out`` (4, Wo) and ``src`` (10, W) C-contiguous of one float dtype, every read inside ``src``; ``v``, ``w``
-    (7,). Twenty loads and four read-modify-writes per column for 56 multiply-adds (a third column spills
-    registers and runs slower).
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def add_column_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] += sum_i w[i] * src[u + i, start + c]`` for ``u < 4``, ``c < n``: one kernel column of
+    ``len(w)`` rows, one of :data:`COLUMN_SIZES`.
+
+    ``out`` (4, Wo) and ``src`` (len(w) + 3, W) C-contiguous (``src`` may hold 8- or 16-bit samples), every read
+    inside ``src``. Per column, ``len(w) + 3`` loads and four read-modify-writes for ``4 * len(w)`` multiply-adds,
+    each output's partial sum in a register.
     """
-    first, begin, second = np.uint64(lo), np.uint64(start), np.uint64(start + step)
-    v0, v1, v2, v3, v4, v5, v6 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
-    w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
-    for c in range(np.uint64(n)):
-        k, m = begin + c, first + c
-        x0, x1, x2, x3, x4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
-        x5, x6, x7, x8, x9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
-        k = second + c
-        y0, y1, y2, y3, y4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
-        y5, y6, y7, y8, y9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
-        out[0, m] += ((v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3) + (v4 * x4 + v5 * x5 + v6 * x6)) + (
-            (w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3) + (w4 * y4 + w5 * y5 + w6 * y6)
-        )
-        out[1, m] += ((v0 * x1 + v1 * x2 + v2 * x3 + v3 * x4) + (v4 * x5 + v5 * x6 + v6 * x7)) + (
-            (w0 * y1 + w1 * y2 + w2 * y3 + w3 * y4) + (w4 * y5 + w5 * y6 + w6 * y7)
-        )
-        out[2, m] += ((v0 * x2 + v1 * x3 + v2 * x4 + v3 * x5) + (v4 * x6 + v5 * x7 + v6 * x8)) + (
-            (w0 * y2 + w1 * y3 + w2 * y4 + w3 * y5) + (w4 * y6 + w5 * y7 + w6 * y8)
-        )
-        out[3, m] += ((v0 * x3 + v1 * x4 + v2 * x5 + v3 * x6) + (v4 * x7 + v5 * x8 + v6 * x9)) + (
-            (w0 * y3 + w1 * y4 + w2 * y5 + w3 * y6) + (w4 * y7 + w5 * y8 + w6 * y9)
-        )
+    if w.shape[0] == 5:
+        _add_column5(out, lo, n, src, start, w)
+    else:
+        _add_column7(out, lo, n, src, start, w)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def add_column7_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
-    """``out[u, lo + c] += sum_i w[i] * src[u + i, start + c]`` for ``u < 4``, ``c < n``: one kernel column of seven
-    rows (the odd one out of :func:`add_columns7_four_rows`' pairs). Shapes as there."""
-    first, begin = np.uint64(lo), np.uint64(start)
-    w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
-    for c in range(np.uint64(n)):
-        k, m = begin + c, first + c
-        x0, x1, x2, x3, x4 = src[0, k], src[1, k], src[2, k], src[3, k], src[4, k]
-        x5, x6, x7, x8, x9 = src[5, k], src[6, k], src[7, k], src[8, k], src[9, k]
-        out[0, m] += (w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3) + (w4 * x4 + w5 * x5 + w6 * x6)
-        out[1, m] += (w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4) + (w4 * x5 + w5 * x6 + w6 * x7)
-        out[2, m] += (w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5) + (w4 * x6 + w5 * x7 + w6 * x8)
-        out[3, m] += (w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6) + (w4 * x7 + w5 * x8 + w6 * x9)
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def add_columns5_four_rows(out, lo, n, src, start, v, step, w):  # type: ignore[no-untyped-def]
-    """:func:`add_columns7_four_rows` for two kernel columns of five rows: ``src`` (8, W), ``v``, ``w`` (5,)."""
-    first, begin, second = np.uint64(lo), np.uint64(start), np.uint64(start + step)
-    v0, v1, v2, v3, v4 = v[0], v[1], v[2], v[3], v[4]
-    w0, w1, w2, w3, w4 = w[0], w[1], w[2], w[3], w[4]
-    for c in range(np.uint64(n)):
-        k, m = begin + c, first + c
-        x0, x1, x2, x3 = src[0, k], src[1, k], src[2, k], src[3, k]
-        x4, x5, x6, x7 = src[4, k], src[5, k], src[6, k], src[7, k]
-        k = second + c
-        y0, y1, y2, y3 = src[0, k], src[1, k], src[2, k], src[3, k]
-        y4, y5, y6, y7 = src[4, k], src[5, k], src[6, k], src[7, k]
-        out[0, m] += ((v0 * x0 + v1 * x1 + v2 * x2) + (v3 * x3 + v4 * x4)) + (
-            (w0 * y0 + w1 * y1 + w2 * y2) + (w3 * y3 + w4 * y4)
-        )
-        out[1, m] += ((v0 * x1 + v1 * x2 + v2 * x3) + (v3 * x4 + v4 * x5)) + (
-            (w0 * y1 + w1 * y2 + w2 * y3) + (w3 * y4 + w4 * y5)
-        )
-        out[2, m] += ((v0 * x2 + v1 * x3 + v2 * x4) + (v3 * x5 + v4 * x6)) + (
-            (w0 * y2 + w1 * y3 + w2 * y4) + (w3 * y5 + w4 * y6)
-        )
-        out[3, m] += ((v0 * x3 + v1 * x4 + v2 * x5) + (v3 * x6 + v4 * x7)) + (
-            (w0 * y3 + w1 * y4 + w2 * y5) + (w3 * y6 + w4 * y7)
-        )
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def add_column5_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
-    """:func:`add_column7_four_rows` for a kernel column of five rows: ``src`` (8, W), ``w`` (5,)."""
+def _add_column5(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """:func:`add_column_four_rows` for 5 kernel rows: ``src`` (8, W)."""
     first, begin = np.uint64(lo), np.uint64(start)
     w0, w1, w2, w3, w4 = w[0], w[1], w[2], w[3], w[4]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
-        x0, x1, x2, x3 = src[0, k], src[1, k], src[2, k], src[3, k]
-        x4, x5, x6, x7 = src[4, k], src[5, k], src[6, k], src[7, k]
-        out[0, m] += (w0 * x0 + w1 * x1 + w2 * x2) + (w3 * x3 + w4 * x4)
-        out[1, m] += (w0 * x1 + w1 * x2 + w2 * x3) + (w3 * x4 + w4 * x5)
-        out[2, m] += (w0 * x2 + w1 * x3 + w2 * x4) + (w3 * x5 + w4 * x6)
-        out[3, m] += (w0 * x3 + w1 * x4 + w2 * x5) + (w3 * x6 + w4 * x7)
+        a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
+        x = src[0, k]
+        a0 = a0 + w0 * x
+        x = src[1, k]
+        a0, a1 = a0 + w1 * x, a1 + w0 * x
+        x = src[2, k]
+        a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
+        x = src[3, k]
+        a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
+        x = src[4, k]
+        a0, a1, a2, a3 = a0 + w4 * x, a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
+        x = src[5, k]
+        a1, a2, a3 = a1 + w4 * x, a2 + w3 * x, a3 + w2 * x
+        x = src[6, k]
+        a2, a3 = a2 + w4 * x, a3 + w3 * x
+        x = src[7, k]
+        a3 = a3 + w4 * x
+        out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def _add_column7(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """:func:`add_column_four_rows` for 7 kernel rows: ``src`` (10, W)."""
+    first, begin = np.uint64(lo), np.uint64(start)
+    w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
+        x = src[0, k]
+        a0 = a0 + w0 * x
+        x = src[1, k]
+        a0, a1 = a0 + w1 * x, a1 + w0 * x
+        x = src[2, k]
+        a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
+        x = src[3, k]
+        a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
+        x = src[4, k]
+        a0, a1, a2, a3 = a0 + w4 * x, a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
+        x = src[5, k]
+        a0, a1, a2, a3 = a0 + w5 * x, a1 + w4 * x, a2 + w3 * x, a3 + w2 * x
+        x = src[6, k]
+        a0, a1, a2, a3 = a0 + w6 * x, a1 + w5 * x, a2 + w4 * x, a3 + w3 * x
+        x = src[7, k]
+        a1, a2, a3 = a1 + w6 * x, a2 + w5 * x, a3 + w4 * x
+        x = src[8, k]
+        a2, a3 = a2 + w6 * x, a3 + w5 * x
+        x = src[9, k]
+        a3 = a3 + w6 * x
+        out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3

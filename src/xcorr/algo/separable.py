@@ -30,7 +30,7 @@ from xcorr import costs
 from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
 from xcorr.algo.fourrows import block_of, row_sources, rows_read
 from xcorr.algo.registry import Algorithm, register
-from xcorr.algo.rowpass import add_column5_four_rows, add_column7_four_rows, correlate_taps
+from xcorr.algo.rowpass import COLUMN_SIZES, add_column_four_rows, correlate_taps
 from xcorr.algo.threads import run_tasks
 from xcorr.lowrank import factors
 from xcorr.problem import Problem
@@ -82,8 +82,9 @@ def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, o
 @numba.njit(cache=True, nogil=True)
 def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, geometry):  # type: ignore[no-untyped-def]
     """Tasks ``first:stop`` (blocks of four output rows) of ``y2``, as :func:`_separable_rows` computes them, for
-    stride-1 rows, undilated, and columns ``cols`` of 5 or 7 taps: the four rows' vertical passes run as one
-    register-blocked sweep (:func:`~xcorr.algo.rowpass.add_column7_four_rows`), each input row loaded once."""
+    stride-1 rows, undilated, and columns ``cols`` of :data:`~xcorr.algo.rowpass.COLUMN_SIZES` taps: the four rows'
+    vertical passes run as one register-blocked sweep (:func:`~xcorr.algo.rowpass.add_column_four_rows`), each
+    input row loaded once."""
     out_channels, channels_per_group, rank, kh = cols.shape
     kw = rows.shape[3]
     stride_x, dilation_x, top, left, row_source = geometry  # row_source: -1 for the zero rows
@@ -108,10 +109,7 @@ def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups,
             src = rows_read(x2, (first_channel + ci) * height, r - top, height, window, row_source[r : r + kh + 3])
             for k in range(rank):
                 lines[:4, margin : margin + width] = 0
-                if kh == 7:
-                    add_column7_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
-                else:
-                    add_column5_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
+                add_column_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
                 horizontal_weights[:kw] = rows[o, ci, k]
                 first_term = ci == 0 and k == 0
                 for u in range(4):
@@ -149,7 +147,7 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 
 def _four_rows(problem: Problem) -> bool:
     """Whether the vertical passes run four rows at a time (:func:`_separable_blocks`)."""
-    return problem.stride[0] == 1 and problem.dilation[0] == 1 and problem.weight_shape[2] in (5, 7)
+    return problem.stride[0] == 1 and problem.dilation[0] == 1 and problem.weight_shape[2] in COLUMN_SIZES
 
 
 def unsupported(problem: Problem) -> str | None:
