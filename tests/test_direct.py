@@ -77,6 +77,7 @@ def test_wide_rows_match_conv2d(
     [
         ((3, 3), (1, 1), (1, 1, 1)),  # the 3x3 sweep
         ((3, 3), (1, 1), (2, 2, 1)),  # 3x3 over two channels: the one-row sweeps
+        ((3, 3), (1, 3), (1, 1, 1)),  # the 3x3 sweep with dilated columns (channels-last pixels)
         ((7, 7), (1, 1), (1, 1, 1)),  # 7-row columns
         ((17, 2), (1, 1), (1, 1, 1)),  # a group of seven rows and two of five
         ((7, 4), (1, 3), (3, 3, 3)),  # even width, dilated columns, depthwise

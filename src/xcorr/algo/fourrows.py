@@ -2,7 +2,7 @@
 
 Consecutive output rows read mostly the same input rows: the register-blocked sweeps of
 :mod:`~xcorr.algo.rowpass` compute four of them at once, loading each input row once for all four. They cover
-stride-1 problems with undilated rows and either a one-channel undilated 3x3 kernel (one sweep) or kernel rows in
+stride-1 problems with undilated rows and either a one-channel 3x3 kernel (one sweep) or kernel rows in
 groups of seven and five (:func:`row_groups`; any width, column dilation and channels per group), each group swept
 one kernel column at a time: :func:`covers`.
 
@@ -39,7 +39,7 @@ def covers(problem: Problem) -> bool:
     if problem.stride != (1, 1) or problem.dilation[0] != 1:
         return False
     if (kh, kw) == (3, 3):
-        return channels_per_group == 1 and problem.dilation[1] == 1
+        return channels_per_group == 1
     return row_groups(kh) is not None
 
 
@@ -142,8 +142,8 @@ def _sweep(out, lo, n, src, start, w2, dilation_x, splits, store):  # type: igno
     one input channel's kernel ``w2`` (kh, kw) over the rows ``src`` (kh + 3, W), its rows grouped by
     ``splits``; ``store`` for the first channel."""
     kh, kw = w2.shape
-    if kh == 3 and kw == 3:  # one channel, undilated (covers): store is True
-        correlate_3x3_four_rows(out, lo, n, src, start, w2)
+    if kh == 3 and kw == 3:  # one channel (covers): store is True
+        correlate_3x3_four_rows(out, lo, n, src, start, w2, dilation_x)
         return
     if store:
         out[:, lo : lo + n] = 0

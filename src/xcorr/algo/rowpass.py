@@ -140,13 +140,14 @@ def _sweep1(out, r0, b0, w0, stride, store):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def correlate_3x3_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
-    """``out[u, lo + c] = sum_ij w[i, j] * src[u + i, start + c + j]`` for ``u < 4``, ``c < n``: a whole 3x3 kernel.
+def correlate_3x3_four_rows(out, lo, n, src, start, w, step):  # type: ignore[no-untyped-def]
+    """``out[u, lo + c] = sum_ij w[i, j] * src[u + i, start + c + j * step]`` for ``u < 4``, ``c < n``: a whole 3x3
+    kernel, its columns ``step`` apart (3 for the pixels of a channels-last RGB row).
 
     ``out`` (4, Wo) and ``src`` (6, W) C-contiguous of one float dtype, every read inside ``src``; ``w`` (3, 3).
     Eighteen loads and four stores per column for 36 multiply-adds, nothing accumulated in memory.
     """
-    first, begin, one, two = np.uint64(lo), np.uint64(start), np.uint64(1), np.uint64(2)
+    first, begin, one, two = np.uint64(lo), np.uint64(start), np.uint64(step), np.uint64(2 * step)
     w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
