@@ -76,6 +76,35 @@ def test_an_integer_dtype_is_the_rounded_saturated_float_result(
     np.testing.assert_array_equal(result, expected.astype(dtype))
 
 
+@pytest.mark.parametrize(
+    ("shape", "kernel_shape", "mode"),
+    [
+        ((9, 11, 3), (3, 4), "same"),  # narrow rows, in blocks
+        ((13, 100, 3), (3, 3), "same"),  # four rows at a time, the 3x3 sweep
+        ((14, 100, 3), (7, 2), "same"),  # four rows at a time, a group of seven kernel rows, a partial last block
+        ((13, 100, 3), (4, 4), "same"),  # row by row
+        ((6, 45), (2, 40), "valid"),  # dot products along long kernel rows
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16])
+def test_the_direct_kernels_round_into_an_integer_dtype(
+    shape: tuple[int, ...], kernel_shape: tuple[int, int], mode: str, dtype: type
+) -> None:
+    """Each of the direct algorithm's walks writes integer rows itself: exactly clip(rint(reference)), ties and
+    saturation included (integer samples, kernel in halves: every sum exact in float32)."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    kernel = rng.integers(-6, 7, kernel_shape).astype(np.float32) / 2
+    axis = -1 if len(shape) == 3 else None
+    result = xcorr.filter2d(image, kernel, mode=mode, boundary="reflect", channel_axis=axis, dtype=dtype, algo="direct")
+    reference = per_channel(image, kernel, -1, mode=mode, boundary="reflect") if axis else None
+    if reference is None:
+        reference = naive_filter(image, kernel, mode=mode, boundary="reflect")
+    info = np.iinfo(dtype)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, np.clip(np.rint(reference), info.min, info.max).astype(dtype))
+
+
 def test_a_float_dtype_is_computed_in() -> None:
     image = np.arange(25, dtype=np.uint16).reshape(5, 5) * 2000 + 1
     kernel = np.full((3, 3), 1 / 3)

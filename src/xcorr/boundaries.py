@@ -32,7 +32,8 @@ from xcorr.planner import plan_problem
 from xcorr.problem import Pair, Problem, Quad
 
 _READ_IN_KERNELS = {"direct": direct.run_extended, "fft": fft.run_extended}
-"""The algorithms that read a boundary themselves, by name: ``run_extended(x, w, problem, boundary, samples)``."""
+"""The algorithms that read a boundary themselves, by name:
+``run_extended(x, w, problem, boundary, samples, result_dtype)``."""
 
 BAND_MIN_ELEMENTS = 3 * 2**18
 """Inputs smaller than this are padded whole: the bands' four windows and two extra engine calls cost a fixed
@@ -53,6 +54,7 @@ def correlate_extended(
     groups: int = 1,
     algo: str = "auto",
     samples: int = 1,
+    result_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``correlate(numpy.pad(x, padding, boundary), w, ...)``, differentiable, without padding ``x`` whole.
 
@@ -65,9 +67,12 @@ def correlate_extended(
         boundary: a ``numpy.pad`` mode of :data:`xcorr.padding.BOUNDARIES`; ``cval`` the value for ``"constant"``.
         samples: the rows of ``x`` are pixels of this many interleaved values (channels last, filtered with the
             dilation ``(1, samples)``): the boundary extends whole pixels, as :func:`xcorr.padding.source_indices`.
+        result_dtype: an integer dtype the kernels that read the boundary round the result into (half to even,
+            saturated: :mod:`xcorr.algo.saturation`), so no float result is written and read back; the other
+            roads, and any call with a ``bias``, return the float result, for the caller to round.
 
     Returns:
-        (N, O, Ho, Wo), as the engine returns it for the padded input.
+        (N, O, Ho, Wo), as the engine returns it for the padded input (in ``result_dtype`` where it was applied).
 
     Example:
         >>> import numpy as np
@@ -83,8 +88,10 @@ def correlate_extended(
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
     if planned is not None and planned[0] in _READ_IN_KERNELS and (zeros or boundary != "constant"):
+        if bias is None:
+            return _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples, result_dtype)
         y = _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples)
-        return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
+        return y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
     if zeros:
         return correlate(x, w, padding=padding, **settings)

@@ -199,6 +199,7 @@ def filter2d(
         dilation=(1, samples),
         algo=algo,
         samples=samples,
+        result_dtype=where.rounded_in_kernels,
     )
     return results.hand_back(y.reshape(computed), where, None if channels_last else axis, to_numpy)
 

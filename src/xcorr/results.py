@@ -8,22 +8,14 @@ and the move of the channel axis back to where the caller had it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
 
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.saturation import rounds_in_kernels, write_saturated
 from xcorr.arguments import Result
-
-SATURATE_BLOCK = 1 << 16
-"""Values per task of the in-place rounding (a few per thread even for a small photo)."""
-SATURATE_SECONDS_PER_VALUE = 4e-10
-# torch's unsigned types beyond uint8 that NumPy views but numba's casts do not cover identically.
-_NUMBA_LESS_DTYPES = (torch.uint32, torch.uint64)
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _INTEGER_DTYPES = (
@@ -74,6 +66,12 @@ class Destination:
         """The float dtype to compute in (``None``: the inputs' promotion), the result dtype when it is a float."""
         return self.dtype if self.dtype in _FLOAT_DTYPES else None
 
+    @property
+    def rounded_in_kernels(self) -> torch.dtype | None:
+        """The integer result dtype where the kernels can round into it themselves
+        (:func:`~xcorr.algo.saturation.rounds_in_kernels`), else ``None``."""
+        return self.dtype if self.dtype is not None and rounds_in_kernels(self.dtype) else None
+
 
 def destination(dtype: object, out: object, *, numpy: bool, requires_grad: bool) -> Destination:
     """Check ``dtype`` and ``out`` before any work. ``out`` gives the dtype when ``dtype`` is None; both must agree.
@@ -122,7 +120,7 @@ def hand_back(y: Tensor, where: Destination, channel_axis: int | None, numpy: bo
     if out is None and y.dtype == target and y.is_contiguous():
         return y.detach().cpu().numpy() if numpy else y
     destination = torch.empty(y.shape, dtype=target, device=y.device) if out is None else _as_tensor(out)
-    if target.is_floating_point:
+    if target.is_floating_point or y.dtype == target:  # (an integer y: rounded by the kernels)
         destination.copy_(y)  # one pass: cast and lay out as the input at once
     else:
         write_saturated(y.detach(), destination)
@@ -133,56 +131,3 @@ def hand_back(y: Tensor, where: Destination, channel_axis: int | None, numpy: bo
 
 def _as_tensor(out: Result) -> Tensor:
     return torch.from_numpy(out) if isinstance(out, np.ndarray) else out
-
-
-def write_saturated(y: Tensor, destination: Tensor) -> None:
-    """``destination[...] = y`` rounded half to even and saturated to ``destination``'s integer dtype, as OpenCV's
-    ``saturate_cast`` (NaN becomes the dtype's minimum, 0 for unsigned types).
-
-    One threaded pass where both are contiguous CPU tensors (float32/float64 in); else torch's rounding, clamping
-    and cast.
-
-    Example:
-        >>> out = torch.empty(4, dtype=torch.int8)
-        >>> write_saturated(torch.tensor([2.5, 3.5, -200.0, float("nan")]), out)
-        >>> out
-        tensor([   2,    4, -128, -128], dtype=torch.int8)
-    """
-    info = torch.iinfo(destination.dtype)
-    low, high = torch.tensor(float(info.min), dtype=y.dtype), torch.tensor(float(info.max), dtype=y.dtype)
-    if float(high) > info.max:  # 2**31 - 1 is 2**31 in float32: the largest float below it
-        high = torch.nextafter(high, torch.zeros_like(high))
-    bounds = (float(low), float(high))
-    if (
-        y.device.type == destination.device.type == "cpu"
-        and y.dtype in (torch.float32, torch.float64)
-        and y.is_contiguous()
-        and destination.is_contiguous()
-        and destination.dtype not in _NUMBA_LESS_DTYPES
-    ):
-        values, samples = y.view(-1).numpy(), destination.view(-1).numpy()
-        low_value, high_value = values.dtype.type(bounds[0]), values.dtype.type(bounds[1])  # no float64 detour
-        run_tasks(
-            lambda first, stop: _round_and_saturate(
-                values, samples, first, stop, SATURATE_BLOCK, low_value, high_value
-            ),
-            math.ceil(values.size / SATURATE_BLOCK),
-            values.size * SATURATE_SECONDS_PER_VALUE,
-        )
-        return
-    destination.copy_(y.round().nan_to_num_(nan=bounds[0]).clamp_(*bounds))  # torch.round is half to even
-
-
-@numba.njit(cache=True, nogil=True)
-def _round_and_saturate(values, samples, first, stop, block, low, high):  # type: ignore[no-untyped-def]
-    """Blocks ``first:stop`` of ``samples[i] = clip(rint(values[i]), low, high)`` (1-D; NaN -> low)."""
-    _round_and_saturate_all(values[first * block : stop * block], samples[first * block : stop * block], low, high)
-
-
-@numba.njit(cache=True, nogil=True)
-def _round_and_saturate_all(values, samples, low, high):  # type: ignore[no-untyped-def]
-    """The loop itself, over whole (sliced) arrays: a plain range, which LLVM vectorises (an offset one it did not)."""
-    for i in range(values.size):
-        r = np.rint(values[i])
-        r = r if r > low else low
-        samples[i] = r if r < high else high

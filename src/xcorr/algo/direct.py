@@ -32,9 +32,10 @@ import torch
 from torch import Tensor
 
 from xcorr import costs
-from xcorr.algo import dots, fourrows
+from xcorr.algo import dots, fourrows, saturation
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
+from xcorr.algo.saturation import store_row, summed_in
 from xcorr.algo.strips import extend_line
 from xcorr.algo.threads import run_tasks
 from xcorr.padding import source_indices
@@ -51,8 +52,12 @@ PAGE_BYTES = 4096
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension):  # type: ignore[no-untyped-def]
-    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
+def _correlate_rows(  # type: ignore[no-untyped-def]
+    x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension, limits
+):
+    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw);
+    ``limits``: ``None``, or an integer ``y2``'s range, each row then summed in ``w4``'s dtype and rounded into it
+    (:func:`~xcorr.algo.saturation.store_row`).
 
     ``extension`` is ``(top, left, row_source, col_source)``: the padding before the first row and column, and
     for each padded row and column the input one it reads (:func:`xcorr.padding.source_indices`; -1: zero). The
@@ -71,7 +76,8 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
     taps = channels_per_group * kh * kw
     rows, strip_rows = np.empty(taps, np.int64), np.empty(taps, np.int64)
     offsets, strip_offsets = np.empty(taps, np.int64), np.empty(taps, np.int64)
-    weights = np.empty(taps, y2.dtype)
+    weights = np.empty(taps, w4.dtype)
+    sums = np.empty(out_width, w4.dtype)
     for flat in range(first, stop):
         plane, r = flat // out_height, flat % out_height
         n, o = plane // out_channels, plane % out_channels
@@ -88,7 +94,7 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
                         strip_offsets[count] = j * dilation[1]
                         weights[count] = w4[o, ci, i, j]
                         count += 1
-        out = y2[flat]
+        out = summed_in(y2[flat], sums)
         correlate_taps(out[lo:hi], x2, rows, offsets, weights, count, stride[1])
         for a, b in ((0, lo), (hi, out_width)):
             if a < b:
@@ -97,17 +103,21 @@ def _correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_heigh
                 for t in range(0, count, kw):
                     extend_line(strip[strip_rows[t]], x2[rows[t]], col_source, 0, length, start)
                 correlate_taps(out[a:b], strip, strip_rows, strip_offsets, weights, count, stride[1])
+        if limits is not None:
+            store_row(y2[flat], sums, limits)
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, extension, block_rows):  # type: ignore[no-untyped-def]
+def _correlate_blocks(  # type: ignore[no-untyped-def]
+    x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, extension, block_rows, limits
+):
     """Stride-1 problems with narrow rows: tasks ``first:stop`` of ``block_rows`` output rows of one (n, o) plane.
 
-    ``extension`` as :func:`_correlate_rows`'s. The input rows a block reads are copied, extended (or with their
-    zero padding), into one buffer of padded-width rows;
-    output row ``u`` column ``c`` then reads buffer element ``u * pitch + c + offset(tap)``, so the whole block is
-    one long row for :func:`correlate_taps` (its few sweeps amortised over the block, not paid per short row),
-    the ``pitch - Wo`` values between output rows computed and dropped.
+    ``extension`` and ``limits`` as :func:`_correlate_rows`'s. The input rows a block reads are copied, extended
+    (or with their zero padding), into one buffer of padded-width rows; output row ``u`` column ``c`` then reads
+    buffer element ``u * pitch + c + offset(tap)``, so the whole block is one long row for :func:`correlate_taps`
+    (its few sweeps amortised over the block, not paid per short row), the ``pitch - Wo`` values between output
+    rows computed and dropped.
     """
     _, left, row_source, col_source = extension  # the top padding is in row_source
     out_channels, channels_per_group, kh, kw = w4.shape
@@ -116,11 +126,11 @@ def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_hei
     pitch = out_width + (kw - 1) * dilation[1]  # = left + width + right
     in_rows = block_rows + (kh - 1) * dilation[0]
     block = np.zeros((1, channels_per_group * in_rows * pitch), x2.dtype)
-    flat_out = np.empty(block_rows * pitch, y2.dtype)
+    flat_out = np.empty(block_rows * pitch, w4.dtype)
     taps = channels_per_group * kh * kw
     rows = np.zeros(taps, np.int64)
     offsets = np.empty(taps, np.int64)
-    weights = np.empty(taps, y2.dtype)
+    weights = np.empty(taps, w4.dtype)
     blocks_per_plane = (out_height + block_rows - 1) // block_rows
     begin, end = max(0, left), min(pitch, left + width)  # buffer columns that hold input columns
     for task in range(first, stop):
@@ -149,17 +159,17 @@ def _correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_hei
         length = (count_rows - 1) * pitch + out_width
         correlate_taps(flat_out[:length], block, rows, offsets, weights, count, 1)
         for u in range(count_rows):
-            y2[plane * out_height + first_row + u] = flat_out[u * pitch : u * pitch + out_width]
+            store_row(y2[plane * out_height + first_row + u], flat_out[u * pitch : u * pitch + out_width], limits)
 
 
-def row_arrays(x: Tensor, problem: Problem) -> tuple[Tensor, np.ndarray, np.ndarray]:
-    """The output ``y`` (N, O, Ho, Wo) of ``problem.dtype``, and the input and output as 2-D NumPy views of their
-    rows: ``x2`` (N*C*H, W) and ``y2`` (N*O*Ho, Wo), the layout the numba kernels walk."""
+def row_arrays(x: Tensor, problem: Problem, dtype: torch.dtype | None = None) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """The output ``y`` (N, O, Ho, Wo) of ``dtype`` (``None``: ``problem.dtype``), and the input and output as 2-D
+    NumPy views of their rows: ``x2`` (N*C*H, W) and ``y2`` (N*O*Ho, Wo), the layout the numba kernels walk."""
     n, c, h, width = problem.input_shape
     _, o, ho, wo = problem.output_shape
     ho, wo = max(ho, 0), max(wo, 0)
     x = x.contiguous()
-    y = _empty_apart_from(x, (n, o, ho, wo), problem.dtype)
+    y = _empty_apart_from(x, (n, o, ho, wo), dtype or problem.dtype)
     x2 = x.view(n * c * h, width).numpy()
     return y, x2, y.view(n * o * ho, wo).numpy()
 
@@ -175,12 +185,10 @@ def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int], dtype: torch.
     allocated torch tensor, and as the operator's fake implementation promises).
     """
     item = dtype.itemsize
-    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=_NUMPY_DTYPES[dtype])
+    buffer = torch.empty(0, dtype=dtype).numpy()  # the NumPy dtype
+    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=buffer.dtype)
     shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.ctypes.data) % PAGE_BYTES // item
     return torch.from_numpy(buffer[shift : shift + math.prod(shape)]).view(shape)
-
-
-_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
@@ -188,7 +196,9 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     return run_extended(x, w, problem, "constant")
 
 
-def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1) -> Tensor:
+def run_extended(
+    x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1, result_dtype: torch.dtype | None = None
+) -> Tensor:
     """:func:`run` with ``problem.padding`` extending ``x`` by ``boundary`` (a ``numpy.pad`` mode; ``"constant"``
     is zeros) inside the kernels: the rows and border strips read reflected, wrapped or repeated rows and
     columns, as they read zeros for zero padding. No padded copy, the cost of zero padding. ``samples``: the
@@ -196,13 +206,22 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
 
     ``x`` may also hold 8- or 16-bit samples (:data:`xcorr.arguments.SAMPLE_DTYPES`): the kernels read them as
     they are and accumulate in ``problem.dtype`` (float32 or float64), so no float copy of the image is made.
+    ``result_dtype``: an integer dtype to return instead (:func:`~xcorr.algo.saturation.rounds_in_kernels`), each
+    output row rounded half to even and saturated as it is finished, so no float result is written and read back.
+
+    Example:
+        >>> x = torch.tensor([[[[10, 200, 30]]]], dtype=torch.uint8)
+        >>> w = torch.tensor([[[[0.5, 0.5]]]])
+        >>> run_extended(x, w, Problem((1, 1, 1, 3), (1, 1, 1, 2), padding=(0, 0, 0, 1)), "edge", 1, torch.uint8)
+        tensor([[[[105, 115,  30]]]], dtype=torch.uint8)
     """
-    y, x2, y2 = row_arrays(x, problem)
+    y, x2, y2 = row_arrays(x, problem, result_dtype)
     if y.numel() == 0:
         return y
     w4 = w.to(problem.dtype).contiguous().numpy()
+    limits = None if result_dtype is None else tuple(map(w4.dtype.type, saturation.bounds(result_dtype, problem.dtype)))
     kernel, geometry, tasks, seconds = _walk(problem, boundary, samples)
-    run_tasks(lambda first, stop: kernel(x2, w4, y2, first, stop, *geometry), tasks, seconds)
+    run_tasks(lambda first, stop: kernel(x2, w4, y2, first, stop, *geometry, limits), tasks, seconds)
     return y
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from xcorr.algo.saturation import store_row
 from xcorr.problem import Problem
 
 DOT_FASTMATH = {"reassoc", "contract"}
@@ -55,12 +56,15 @@ def _padded(weight, x_row, source):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension):  # type: ignore[no-untyped-def]
+def correlate_rows(  # type: ignore[no-untyped-def]
+    x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension, limits
+):
     """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
 
-    ``extension`` as :func:`xcorr.algo.direct._correlate_rows`'s: the top and left padding, and the input row and
-    column each padded row and column reads (-1: zero). With column dilation ``d`` each input row is first split
-    into its ``d`` phases (columns ``p, p + d, ...``), so every dot product still reads contiguous columns.
+    ``extension`` and ``limits`` as :func:`xcorr.algo.direct._correlate_rows`'s: the top and left padding, the
+    input row and column each padded row and column reads (-1: zero), and ``None`` or an integer ``y2``'s range.
+    With column dilation ``d`` each input row is first split into its ``d`` phases (columns ``p, p + d, ...``),
+    so every dot product still reads contiguous columns.
     """
     _, left, row_source, col_source = extension
     out_channels, channels_per_group, kh, kw = w4.shape
@@ -97,4 +101,4 @@ def correlate_rows(x2, w4, y2, first, stop, channels, height, groups, out_height
                     for j in range(inside_stop, kw):
                         total += _padded(w_row[j], x_row, col_source[start + left + j * d])
                     sums[c] += total
-        y2[flat] = sums
+        store_row(y2[flat], sums, limits)

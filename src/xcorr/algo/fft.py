@@ -25,12 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.registry import Algorithm, register
+from xcorr.algo.saturation import write_saturated
 from xcorr.padding import source_indices
 from xcorr.problem import Pair, Problem
 
@@ -66,12 +68,15 @@ Extension = tuple[np.ndarray, np.ndarray]
 :func:`xcorr.padding.source_indices` gives them for a boundary."""
 
 
-def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1) -> Tensor:
+def run_extended(
+    x: Tensor, w: Tensor, problem: Problem, boundary: str, samples: int = 1, result_dtype: torch.dtype | None = None
+) -> Tensor:
     """:func:`run` with ``problem.padding`` extending ``x`` by ``boundary`` (a ``numpy.pad`` mode; ``"constant"``
     is zeros): the tiles at the border read reflected, wrapped or repeated rows and columns where they would read
     zeros, the inner tiles are unchanged, so no padded copy is made. ``samples``: the rows hold pixels of that many
     interleaved values (channels last), as :func:`xcorr.padding.source_indices`. ``x`` may hold 8- or 16-bit
-    samples, read into the float tiles as they are.
+    samples, read into the float tiles as they are; ``result_dtype``: an integer dtype to return instead, the
+    result rounded half to even and saturated (:func:`~xcorr.algo.saturation.write_saturated`).
 
     Example:
         >>> import numpy as np
@@ -86,7 +91,12 @@ def run_extended(x: Tensor, w: Tensor, problem: Problem, boundary: str, samples:
     top, bottom, left, right = problem.padding
     rows = source_indices(h, top, bottom, boundary)
     cols = source_indices(width, left, right, boundary, samples)
-    return run(x, w, problem, (rows, cols))
+    y = run(x, w, problem, (rows, cols))
+    if result_dtype is None:
+        return y
+    rounded = torch.empty(y.shape, dtype=result_dtype)
+    write_saturated(y, rounded)
+    return rounded
 
 
 def run(x: Tensor, w: Tensor, problem: Problem, extension: Extension | None = None) -> Tensor:
@@ -256,10 +266,11 @@ def _gather_tiles(
 
     Tiles wholly inside ``x`` are copied as one strided window view per block. Where a tile overlaps the padding,
     that part is zeros, or with an ``extension`` the rows and columns it names, gathered for those few rows and
-    columns only (:func:`_gather_extended`). One pass over the input, no padded copy.
+    columns only (:func:`_fill_extended`). One pass over the input, no padded copy.
     """
     images, rows, cols = chunk
     x = x[images.start : images.stop]
+    x_values = None if extension is None else x.numpy()  # the CPU, untracked call that reads a boundary
     h, w = x.shape[-2:]
     top, _, left, _ = problem.padding
     (fh, fw), (step_h, step_w) = tiling.fft_shape, tiling.step
@@ -282,12 +293,15 @@ def _gather_tiles(
             if extension is None:
                 continue
             row_first, col_first = (rows.start + r0) * step_h, (cols.start + c0) * step_w
+            block_values, row_source, col_source = block.numpy(), *extension
             for lo, hi in _margins(rdst, rlen, fh):
-                spans = (row_first + lo, rc, step_h, hi - lo), (col_first, cc, step_w, fw)
-                block[..., lo:hi, :] = _gather_extended(x, extension, spans)
+                tile_rows = _tile_sources(row_source, row_first + lo, rc, step_h, hi - lo)
+                tile_cols = _tile_sources(col_source, col_first, cc, step_w, fw)
+                _fill_extended(block_values[..., lo:hi, :], x_values, tile_rows, tile_cols)
             for lo, hi in _margins(cdst, clen, fw):
-                spans = (row_first, rc, step_h, fh), (col_first + lo, cc, step_w, hi - lo)
-                block[..., :, lo:hi] = _gather_extended(x, extension, spans)
+                tile_rows = _tile_sources(row_source, row_first, rc, step_h, fh)
+                tile_cols = _tile_sources(col_source, col_first + lo, cc, step_w, hi - lo)
+                _fill_extended(block_values[..., :, lo:hi], x_values, tile_rows, tile_cols)
 
 
 def _margins(offset: int, length: int, size: int) -> list[tuple[int, int]]:
@@ -297,30 +311,29 @@ def _margins(offset: int, length: int, size: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in ((0, offset), (offset + length, size)) if lo < hi]
 
 
-def _gather_extended(x: Tensor, extension: Extension, spans: tuple[tuple[int, int, int, int], ...]) -> Tensor:
-    """Tiles' rows and columns read through ``extension``: per axis ``(first padded position, tiles, step,
-    positions per tile)``; positions past the padded extent (read only by outputs a tile discards) are zeros.
-    Returns (N, C, tile rows, tile columns, rows, columns).
+def _tile_sources(source: np.ndarray, start: int, tiles: int, step: int, size: int) -> np.ndarray:
+    """(tiles, size): the input position (``source``, -1: a zero) each of ``tiles`` tiles reads at its ``size``
+    positions from padded position ``start`` on, tile ``j`` ``j * step`` further; positions past the padded
+    extent (read only by outputs a tile discards) read zeros."""
+    positions = start + step * np.arange(tiles)[:, None] + np.arange(size)
+    return np.where(positions < len(source), source[np.minimum(positions, len(source) - 1)], -1)
 
-    Each axis is narrowed to the span its indices reach (a view), and only an axis whose positions are not a
-    plain run of the input is gathered, so the copy is about the size of what is read."""
-    region = x
-    gathers = []
-    for dim, (start, count, step, size), source in zip((-2, -1), spans, extension, strict=True):
-        positions = np.arange(start, start + (count - 1) * step + size)
-        index = np.where(positions < len(source), source[np.minimum(positions, len(source) - 1)], -1)
-        reached = index[index >= 0]
-        low, high = (int(reached.min()), int(reached.max()) + 1) if len(reached) else (0, 1)
-        region = region.narrow(dim, low, high - low)
-        if not np.array_equal(index, np.arange(low, low + len(index))):  # else the narrowed view is the run
-            gathers.append((dim, index - low))
-    for dim, index in sorted(gathers, key=lambda g: len(g[1])):
-        region = region.index_select(dim, torch.from_numpy(np.maximum(index, 0)))
-        outside = np.flatnonzero(index < 0)
-        if len(outside):  # a copy now, never the caller's tensor
-            region.index_fill_(dim, torch.from_numpy(outside), 0)
-    (_, _, step_h, fh), (_, _, step_w, fw) = spans
-    return region.unfold(2, fh, step_h).unfold(3, fw, step_w)
+
+@numba.njit(cache=True, nogil=True)
+def _fill_extended(block, x, rows, cols):  # type: ignore[no-untyped-def]
+    """``block[n, c, i, j, u, v] = x[n, c, rows[i, u], cols[j, v]]``, zero where either index is -1: the part of
+    a block of tiles (N, C, R, C', U, V) that reads the padding, from ``x`` (N, C, H, W) as it is (float, or 8-
+    and 16-bit samples)."""
+    images, channels, tile_rows, tile_cols, height, width = block.shape
+    for n in range(images):
+        for c in range(channels):
+            for i in range(tile_rows):
+                for j in range(tile_cols):
+                    for u in range(height):
+                        q = rows[i, u]
+                        for v in range(width):
+                            p = cols[j, v]
+                            block[n, c, i, j, u, v] = x[n, c, q, p] if q >= 0 and p >= 0 else 0
 
 
 def _axis_parts(tiles: range, step: int, size: int, pad: int, extent: int) -> list[tuple[int, int, int, int, int]]:

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from xcorr.algo.rowpass import add_column_four_rows, correlate_3x3_four_rows
+from xcorr.algo.saturation import store_row, summed_in
 from xcorr.algo.strips import extend_line
 from xcorr.padding import source_indices
 from xcorr.problem import Problem
@@ -70,11 +71,15 @@ def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray
 
 
 @numba.njit(cache=True, nogil=True)
-def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension, splits):  # type: ignore[no-untyped-def]
+def correlate_blocks(  # type: ignore[no-untyped-def]
+    x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension, splits, limits
+):
     """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
     (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``extension`` is ``(top, left, row_source,
     col_source)``: the padding before, and the input row and column each padded one reads (-1: zero);
-    ``splits``: the kernel's rows in groups (:func:`row_groups`)."""
+    ``splits``: the kernel's rows in groups (:func:`row_groups`); ``limits``: ``None``, or an integer ``y2``'s
+    range, each block then summed in ``w4``'s dtype and its rows rounded into ``y2``
+    (:func:`~xcorr.algo.saturation.store_row`)."""
     top, left, row_source, col_source = extension
     channels_per_group, kh, kw = w4.shape[1:]
     width, out_width = x2.shape[1], y2.shape[1]
@@ -85,7 +90,7 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
     rows = kh + 3
     window = np.zeros((rows, width), x2.dtype)
     edge = np.zeros((rows, max(lo, out_width - hi) + reach), x2.dtype)
-    scratch = np.empty((4, out_width), y2.dtype)
+    scratch = np.empty((4, out_width), w4.dtype)
     for task in range(first, stop):
         block = block_of(task, y2, scratch, out_height, w4.shape[0], groups, channels, channels_per_group)
         r, o, first_channel, out_row, out = block
@@ -102,21 +107,25 @@ def correlate_blocks(x2, w4, y2, first, stop, channels, height, groups, out_heig
                     source, start = edge, 0
                 # One call site: numba re-optimises a called kernel once per site.
                 _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, splits, ci == 0)
-        if r + 4 > out_height:
-            y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
+        if limits is not None or r + 4 > out_height:  # the block was summed in scratch
+            for u in range(min(4, out_height - r)):
+                store_row(y2[out_row + u], scratch[u], limits)
 
 
 @numba.njit(cache=True, nogil=True)
-def block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group):  # type: ignore[no-untyped-def]
+def block_of(  # type: ignore[no-untyped-def]
+    task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group
+):
     """Block ``task`` of four output rows of ``y2`` (N*O*Ho, Wo): its first row in its plane, its output channel,
-    the first input channel of its group, its first row in ``y2``, and the rows to write: those of ``y2``, or
-    ``scratch`` (4, Wo) for a last, partial block (whose first rows the caller copies out)."""
+    the first input channel of its group, its first row in ``y2``, and the rows to sum into: those of ``y2``, or
+    ``scratch`` (4, Wo) for a last, partial block and for integer rows (:func:`~xcorr.algo.saturation.summed_in`),
+    which the caller then stores."""
     blocks = (out_height + 3) // 4
     plane, r = task // blocks, task % blocks * 4
     n, o = plane // out_channels, plane % out_channels
     first_channel = n * channels + (o // (out_channels // groups)) * channels_per_group
     out_row = plane * out_height + r
-    out = y2[out_row : out_row + 4] if r + 4 <= out_height else scratch
+    out = summed_in(y2[out_row : out_row + 4], scratch) if r + 4 <= out_height else scratch
     return r, o, first_channel, out_row, out
 
 
