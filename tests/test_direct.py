@@ -84,7 +84,9 @@ def test_wide_rows_match_conv2d(
         ((14, 3), (1, 1), (2, 4, 1)),  # two groups of seven rows over two channels
         ((5, 5), (1, 1), (1, 1, 1)),  # five-row columns
         ((12, 2), (1, 2), (3, 3, 3)),  # a group of seven rows and one of five
-        ((9, 4), (1, 1), (1, 1, 1)),  # neither sevens nor fives: the one-row sweeps
+        ((9, 4), (1, 1), (1, 1, 1)),  # a group of five rows and one of four
+        ((11, 3), (1, 3), (2, 2, 1)),  # seven and four rows, dilated columns, two channels
+        ((6, 4), (1, 1), (1, 1, 1)),  # no groups make six rows: the one-row sweeps
     ],
 )
 @pytest.mark.parametrize(("short", "threads"), [(False, 1), (False, 3), (True, 2)])
@@ -183,8 +185,9 @@ def test_run_tasks_covers_every_task_once() -> None:
         (Problem((1, 1, 64, 512), (1, 1, 3, 3), padding=(1, 1, 1, 1)), True),
         (Problem((1, 2, 64, 512), (1, 2, 3, 3)), False),  # 3x3 over two channels
         (Problem((1, 2, 64, 512), (4, 1, 12, 5), groups=2), True),  # 7 + 5 rows
-        (Problem((1, 1, 64, 512), (1, 1, 9, 9)), False),  # neither sevens nor fives
-        (Problem((1, 1, 64, 512), (1, 1, 4, 4)), False),
+        (Problem((1, 1, 64, 512), (1, 1, 9, 9)), True),  # 5 + 4 rows
+        (Problem((1, 1, 64, 512), (1, 1, 6, 6)), False),  # no groups make six
+        (Problem((1, 1, 64, 512), (1, 1, 4, 4)), False),  # a lone four: one row at a time
         (Problem((1, 1, 64, 512), (1, 1, 7, 7), stride=(1, 2)), False),
         (Problem((1, 1, 64, 512), (1, 1, 7, 7), dilation=(2, 1)), False),
         (Problem((1, 1, 64, 100), (1, 1, 7, 7)), False),  # narrow rows: the block path

@@ -6,7 +6,7 @@ loop over contiguous columns. No padded copy of the image is ever made:
 
 - wide rows read the input in place for the interior columns; the few border columns whose taps reach into the
   padding read two small strips, copies of just the input columns they need between zeros;
-- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens and fives, run four output rows
+- wide stride-1 rows with a one-channel 3x3 kernel, or kernel rows in sevens, fives and fours, run four output rows
   per sweep instead (:mod:`~xcorr.algo.fourrows`: each input row loaded once serves up to four outputs);
 - narrow stride-1 rows (depthwise layers, small images) run in blocks: the block's input rows are copied with
   their padding into one buffer of padded-width rows, so a whole block is one long sweep instead of many short

@@ -3,8 +3,8 @@
 Consecutive output rows read mostly the same input rows: the register-blocked sweeps of
 :mod:`~xcorr.algo.rowpass` compute four of them at once, loading each input row once for all four. They cover
 stride-1 problems with undilated rows and either a one-channel 3x3 kernel (one sweep) or kernel rows in
-groups of seven and five (:func:`row_groups`; any width, column dilation and channels per group), each group swept
-one kernel column at a time: :func:`covers`.
+groups of seven, five and four (:func:`row_groups`: 5 and 7-25 rows; any width, column dilation and channels per
+group), each group swept one kernel column at a time: :func:`covers`.
 
 A task is a block of four output rows of one (image, output channel) plane. Per input channel, the block reads
 ``kh + 3`` input rows: in place where they all lie inside the image, else from a window of copies between zero
@@ -17,10 +17,12 @@ kernel a compiled function calls, so keeping the two apart keeps each first-use 
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
-from xcorr.algo.rowpass import add_column_four_rows, correlate_3x3_four_rows
+from xcorr.algo.rowpass import COLUMN_SIZES, add_column_four_rows, correlate_3x3_four_rows
 from xcorr.algo.saturation import store_row, summed_in
 from xcorr.algo.strips import extend_line
 from xcorr.padding import source_indices
@@ -33,7 +35,7 @@ def covers(problem: Problem) -> bool:
     Example:
         >>> covers(Problem((1, 1, 64, 512), (1, 1, 12, 3)))  # kernel rows in a group of 7 and one of 5
         True
-        >>> covers(Problem((1, 1, 64, 512), (1, 1, 9, 9)))
+        >>> covers(Problem((1, 1, 64, 512), (1, 1, 6, 6)))  # no groups make six rows
         False
     """
     _, channels_per_group, kh, kw = problem.weight_shape
@@ -44,19 +46,25 @@ def covers(problem: Problem) -> bool:
     return row_groups(kh) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def row_groups(kh: int) -> tuple[int, ...] | None:
-    """The groups of kernel rows the sweeps take for ``kh`` rows (:data:`~xcorr.algo.rowpass.COLUMN_SIZES`): sevens
-    and fives where they make ``kh`` (fewest fives), else ``None`` (1-4, 6, 8, 9, 11, 13, 16, 18, 23: those run one
-    output row at a time; groups of three and of nine or eleven rows were measured slower than that).
+    """The groups of kernel rows the sweeps take for ``kh`` rows, sizes from
+    :data:`~xcorr.algo.rowpass.COLUMN_SIZES`: the fewest groups that make ``kh`` (each group is one sweep per kernel
+    column), then the fewest of the smallest size, larger groups first; ``None`` where none make ``kh`` (1-3, 6)
+    and for a lone group of the smallest size (4 rows: it ran 1.1x slower than one output row at a time).
 
     Example:
-        >>> row_groups(17), row_groups(9)
-        ((7, 5, 5), None)
+        >>> row_groups(17), row_groups(9), row_groups(4)
+        ((7, 5, 5), (5, 4), None)
     """
-    for fives in range(7):
-        if kh >= 5 * fives and (kh - 5 * fives) % 7 == 0:
-            return (7,) * ((kh - 5 * fives) // 7) + (5,) * fives
-    return None
+    smallest = min(COLUMN_SIZES)
+    best: dict[int, tuple[int, ...]] = {0: ()}
+    for total in range(1, kh + 1):
+        options = [tuple(sorted((*best[total - s], s), reverse=True)) for s in COLUMN_SIZES if total - s in best]
+        if options:
+            best[total] = min(options, key=lambda groups: (len(groups), groups.count(smallest)))
+    groups = best.get(kh)
+    return None if groups is None or groups == (smallest,) else groups
 
 
 def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray:

@@ -12,8 +12,8 @@ the source rows: the callers read from row buffers with zero margins, which is h
 nothing per pixel.
 
 One row at a time, each input row is loaded once per output row that reads it. The register-blocked sweeps at the
-end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven or
-five rows), loading each input row once for all four.
+end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven, five
+or four rows), loading each input row once for all four.
 
 Floating-point: compiled with ``fastmath={"contract"}`` only, so ``w * x + s`` may become one fused
 multiply-add but nothing is reassociated; the result is a direct sum with the usual error bound
@@ -166,8 +166,9 @@ def correlate_3x3_four_rows(out, lo, n, src, start, w, step):  # type: ignore[no
 # The sizes of kernel column the four-row column sweeps below take. Each keeps its weights, the four outputs' partial
 # sums and the input value just loaded in registers, loads each input row once for all four outputs, and reads and
 # writes each output once per sweep. Two columns per sweep spill registers and ran 2-5x slower; columns of 9 and 11
-# rows (14 rows read per sweep, as many L1 sets as a power-of-two row pitch allows) ran slower than one row at a time.
-COLUMN_SIZES = (7, 5)
+# rows (14 rows read per sweep, as many L1 sets as a power-of-two row pitch allows) ran slower than one row at a time;
+# fours make 9x9 (5 + 4) and 11x11 (7 + 4) kernels 1.1-1.3x faster than one row at a time.
+COLUMN_SIZES = (7, 5, 4)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
@@ -179,10 +180,37 @@ def add_column_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-
     inside ``src``. Per column, ``len(w) + 3`` loads and four read-modify-writes for ``4 * len(w)`` multiply-adds,
     each output's partial sum in a register.
     """
-    if w.shape[0] == 5:
+    if w.shape[0] == 4:
+        _add_column4(out, lo, n, src, start, w)
+    elif w.shape[0] == 5:
         _add_column5(out, lo, n, src, start, w)
     else:
         _add_column7(out, lo, n, src, start, w)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def _add_column4(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
+    """:func:`add_column_four_rows` for 4 kernel rows: ``src`` (7, W)."""
+    first, begin = np.uint64(lo), np.uint64(start)
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    for c in range(np.uint64(n)):
+        k, m = begin + c, first + c
+        a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
+        x = src[0, k]
+        a0 = a0 + w0 * x
+        x = src[1, k]
+        a0, a1 = a0 + w1 * x, a1 + w0 * x
+        x = src[2, k]
+        a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
+        x = src[3, k]
+        a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
+        x = src[4, k]
+        a1, a2, a3 = a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
+        x = src[5, k]
+        a2, a3 = a2 + w3 * x, a3 + w2 * x
+        x = src[6, k]
+        a3 = a3 + w3 * x
+        out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)

@@ -28,9 +28,9 @@ from torch import Tensor
 
 from xcorr import costs
 from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
-from xcorr.algo.fourrows import block_of, row_sources, rows_read
+from xcorr.algo.fourrows import block_of, row_groups, row_sources, rows_read
 from xcorr.algo.registry import Algorithm, register
-from xcorr.algo.rowpass import COLUMN_SIZES, add_column_four_rows, correlate_taps
+from xcorr.algo.rowpass import add_column_four_rows, correlate_taps
 from xcorr.algo.threads import run_tasks
 from xcorr.lowrank import factors
 from xcorr.problem import Problem
@@ -82,9 +82,9 @@ def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, o
 @numba.njit(cache=True, nogil=True)
 def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, geometry):  # type: ignore[no-untyped-def]
     """Tasks ``first:stop`` (blocks of four output rows) of ``y2``, as :func:`_separable_rows` computes them, for
-    stride-1 rows, undilated, and columns ``cols`` of :data:`~xcorr.algo.rowpass.COLUMN_SIZES` taps: the four rows'
-    vertical passes run as one register-blocked sweep (:func:`~xcorr.algo.rowpass.add_column_four_rows`), each
-    input row loaded once."""
+    stride-1 rows, undilated, and columns ``cols`` whose taps make one group of
+    :func:`~xcorr.algo.fourrows.row_groups` (5 or 7): the four rows' vertical passes run as one register-blocked
+    sweep (:func:`~xcorr.algo.rowpass.add_column_four_rows`), each input row loaded once."""
     out_channels, channels_per_group, rank, kh = cols.shape
     kw = rows.shape[3]
     stride_x, dilation_x, top, left, row_source = geometry  # row_source: -1 for the zero rows
@@ -147,7 +147,8 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
 
 def _four_rows(problem: Problem) -> bool:
     """Whether the vertical passes run four rows at a time (:func:`_separable_blocks`)."""
-    return problem.stride[0] == 1 and problem.dilation[0] == 1 and problem.weight_shape[2] in COLUMN_SIZES
+    kh = problem.weight_shape[2]
+    return problem.stride[0] == 1 and problem.dilation[0] == 1 and row_groups(kh) == (kh,)
 
 
 def unsupported(problem: Problem) -> str | None:
