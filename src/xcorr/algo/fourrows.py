@@ -3,8 +3,8 @@
 Consecutive output rows read mostly the same input rows: the register-blocked sweeps of
 :mod:`~xcorr.algo.rowpass` compute four of them at once, loading each input row once for all four. They cover
 stride-1 problems with undilated rows and either a one-channel 3x3 kernel (one sweep) or kernel rows in
-groups of seven, five and four (:func:`row_groups`: 5 and 7-25 rows; any width, column dilation and channels per
-group), each group swept one kernel column at a time: :func:`covers`.
+groups of seven, five and four (:func:`row_groups`: 5 rows, or 7 and more; any width, column dilation and
+channels per group), each group swept one kernel column at a time: :func:`covers`.
 
 A task is a block of four output rows of one (image, output channel) plane. Per input channel, the block reads
 ``kh + 3`` input rows: in place where they all lie inside the image, else from a window of copies between zero
