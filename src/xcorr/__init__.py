@@ -10,7 +10,9 @@ Public API:
 - :mod:`xcorr.kernels`: named kernels.
 """
 
-from xcorr import kernels, nn
+import sys
+
+from xcorr import kernel_cache, kernels, nn
 from xcorr._version import __version__
 from xcorr.algo import algorithm_names as algorithms
 from xcorr.errors import ChannelsLastWarning, UnsupportedError
@@ -42,3 +44,6 @@ __all__ = [
     "tune",
     "use",
 ]
+
+# Every module is imported now: bring numba's disk cache in step with the kernels' sources (xcorr.kernel_cache).
+kernel_cache.keep_in_step([module for name, module in list(sys.modules.items()) if name.startswith("xcorr.")])
