@@ -23,7 +23,6 @@ reassociated), so the error is relative to ``sum |w| |x|``: ``exact``. Compiled 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numba
@@ -169,26 +168,31 @@ def row_arrays(x: Tensor, problem: Problem, dtype: torch.dtype | None = None) ->
     _, o, ho, wo = problem.output_shape
     ho, wo = max(ho, 0), max(wo, 0)
     x = x.contiguous()
-    y = _empty_apart_from(x, (n, o, ho, wo), dtype or problem.dtype)
-    x2 = x.view(n * c * h, width).numpy()
-    return y, x2, y.view(n * o * ho, wo).numpy()
+    values = _empty_apart_from(x, n * o * ho * wo, dtype or problem.dtype)
+    return torch.from_numpy(values).view(n, o, ho, wo), x.view(n * c * h, width).numpy(), values.reshape(-1, wo)
 
 
-def _empty_apart_from(x: Tensor, shape: tuple[int, int, int, int], dtype: torch.dtype) -> Tensor:
-    """An uninitialised tensor of ``dtype`` whose data lies half a page from ``x``'s, modulo the page size.
+def _empty_apart_from(x: Tensor, size: int, dtype: torch.dtype) -> np.ndarray:
+    """``size`` uninitialised values of ``dtype`` (a 1-D NumPy array) that lie half a page from ``x``'s data, modulo
+    the page size.
 
     Large allocations start at the same offset in their first page, and image rows are often a power of two
     bytes long; then every output row sits at the same address as an input row modulo 4096, and each store
     makes the next loads of the input wait for it (4K aliasing: the CPU matches loads against pending stores
-    on the low 12 address bits). Seven-row kernels ran 1.6x slower so. The output lies inside a NumPy buffer one
-    page longer, handed to torch from its first element on, so the tensor itself starts at offset 0 (as a freshly
-    allocated torch tensor, and as the operator's fake implementation promises).
+    on the low 12 address bits). Seven-row kernels ran 1.6x slower so. The values lie inside a NumPy buffer one
+    page longer, handed to torch from their first element on, so the tensor made of them starts at offset 0 (as a
+    freshly allocated torch tensor, and as the operator's fake implementation promises).
     """
-    item = dtype.itemsize
-    buffer = torch.empty(0, dtype=dtype).numpy()  # the NumPy dtype
-    buffer = np.empty(math.prod(shape) + PAGE_BYTES // item, dtype=buffer.dtype)
-    shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.ctypes.data) % PAGE_BYTES // item
-    return torch.from_numpy(buffer[shift : shift + math.prod(shape)]).view(shape)
+    numpy_dtype = _numpy_dtype(dtype)
+    item = numpy_dtype.itemsize
+    buffer = np.empty(size + PAGE_BYTES // item, dtype=numpy_dtype)
+    shift = (x.data_ptr() + PAGE_BYTES // 2 - buffer.__array_interface__["data"][0]) % PAGE_BYTES // item
+    return buffer[shift : shift + size]
+
+
+@functools.cache
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return torch.empty(0, dtype=dtype).numpy().dtype
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
