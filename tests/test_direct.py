@@ -73,6 +73,24 @@ def test_wide_rows_match_conv2d(
 
 
 @pytest.mark.parametrize(
+    ("x_shape", "w_shape", "expected"),
+    [
+        ((1, 1, 5, 2), (1, 1, 3, 3), (1, 1, 3, 0)),  # no output columns
+        ((1, 1, 2, 5), (1, 1, 3, 3), (1, 1, 0, 3)),  # no output rows
+        ((0, 1, 5, 5), (1, 1, 3, 3), (0, 1, 3, 3)),  # no images
+        ((1, 1, 5, 5), (0, 1, 3, 3), (1, 0, 3, 3)),  # no output channels
+    ],
+)
+def test_empty_outputs_are_empty_results(
+    x_shape: tuple[int, int, int, int], w_shape: tuple[int, int, int, int], expected: tuple[int, int, int, int]
+) -> None:
+    """An output with no rows, columns, images or channels: an empty result of that shape, no error."""
+    x, w = torch.randn(x_shape), torch.randn(w_shape)
+    y = direct.run(x, w, Problem(x_shape, w_shape))
+    assert y.shape == expected and y.dtype == x.dtype
+
+
+@pytest.mark.parametrize(
     ("kernel", "dilation", "channels"),
     [
         ((3, 3), (1, 1), (1, 1, 1)),  # the 3x3 sweep

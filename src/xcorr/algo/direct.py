@@ -169,7 +169,7 @@ def row_arrays(x: Tensor, problem: Problem, dtype: torch.dtype | None = None) ->
     ho, wo = max(ho, 0), max(wo, 0)
     x = x.contiguous()
     values = _empty_apart_from(x, n * o * ho * wo, dtype or problem.dtype)
-    return torch.from_numpy(values).view(n, o, ho, wo), x.view(n * c * h, width).numpy(), values.reshape(-1, wo)
+    return torch.from_numpy(values).view(n, o, ho, wo), x.view(n * c * h, width).numpy(), values.reshape(n * o * ho, wo)
 
 
 def _empty_apart_from(x: Tensor, size: int, dtype: torch.dtype) -> np.ndarray:
