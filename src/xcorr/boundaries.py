@@ -88,10 +88,8 @@ def correlate_extended(
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
     if planned is not None and planned[0] in _READ_IN_KERNELS and (zeros or boundary != "constant"):
-        if bias is None:
-            return _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples, result_dtype)
-        y = _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples)
-        return y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
+        y = _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples, result_dtype if bias is None else None)
+        return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
     if zeros:
         return correlate(x, w, padding=padding, **settings)

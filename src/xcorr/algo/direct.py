@@ -223,7 +223,7 @@ def run_extended(
     if y.numel() == 0:
         return y
     w4 = w.to(problem.dtype).contiguous().numpy()
-    limits = None if result_dtype is None else tuple(map(w4.dtype.type, saturation.bounds(result_dtype, problem.dtype)))
+    limits = None if result_dtype is None else saturation.limits(result_dtype, problem.dtype)
     kernel, geometry, tasks, seconds = _walk(problem, boundary, samples)
     run_tasks(lambda first, stop: kernel(x2, w4, y2, first, stop, *geometry, limits), tasks, seconds)
     return y

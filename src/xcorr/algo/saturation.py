@@ -3,8 +3,7 @@
 The threaded pass :func:`write_saturated` rounds a whole result; the kernels that write integer samples
 themselves (the direct algorithm's, for 8- and 16-bit photos) sum each row in float scratch (:func:`summed_in`)
 and round it into the result with :func:`store_row` when it is finished, so no float result the size of the image
-is written and read back. NaN becomes the dtype's minimum (0 for
-unsigned types), as OpenCV's.
+is written and read back. NaN becomes the dtype's minimum (0 for unsigned types), as OpenCV's.
 """
 
 from __future__ import annotations
@@ -41,6 +40,19 @@ def bounds(dtype: torch.dtype, float_dtype: torch.dtype) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def limits(dtype: torch.dtype, float_dtype: torch.dtype) -> tuple[np.floating, np.floating]:
+    """:func:`bounds` as scalars of ``float_dtype``'s NumPy type: the ``limits`` the kernels round into (no float64
+    detour in their comparisons).
+
+    Example:
+        >>> limits(torch.uint8, torch.float32)
+        (np.float32(0.0), np.float32(255.0))
+    """
+    scalar = torch.empty(0, dtype=float_dtype).numpy().dtype.type
+    low, high = bounds(dtype, float_dtype)
+    return scalar(low), scalar(high)
+
+
 def rounds_in_kernels(dtype: torch.dtype) -> bool:
     """Whether numba kernels can write the integer ``dtype`` (every one but torch's uint32 and uint64)."""
     return not dtype.is_floating_point and dtype not in _NUMBA_LESS_DTYPES
@@ -59,7 +71,6 @@ def write_saturated(y: Tensor, destination: Tensor) -> None:
         >>> out
         tensor([   2,    4, -128, -128], dtype=torch.int8)
     """
-    low, high = bounds(destination.dtype, y.dtype if y.dtype.is_floating_point else torch.float64)
     if (
         y.device.type == destination.device.type == "cpu"
         and y.dtype in (torch.float32, torch.float64)
@@ -68,13 +79,14 @@ def write_saturated(y: Tensor, destination: Tensor) -> None:
         and rounds_in_kernels(destination.dtype)
     ):
         values, samples = y.view(-1).numpy(), destination.view(-1).numpy()
-        limits = (values.dtype.type(low), values.dtype.type(high))  # no float64 detour
+        samples_range = limits(destination.dtype, y.dtype)
         run_tasks(
-            lambda first, stop: _round_blocks(values, samples, first, stop, limits),
+            lambda first, stop: _round_blocks(values, samples, first, stop, samples_range),
             math.ceil(values.size / SATURATE_BLOCK),
             values.size * SATURATE_SECONDS_PER_VALUE,
         )
         return
+    low, high = bounds(destination.dtype, y.dtype if y.dtype.is_floating_point else torch.float64)
     destination.copy_(y.round().nan_to_num_(nan=low).clamp_(low, high))  # torch.round is half to even
 
 
