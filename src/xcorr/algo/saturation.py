@@ -100,9 +100,11 @@ def _round_blocks(values, samples, first, stop, limits):  # type: ignore[no-unty
 @numba.njit(cache=True, nogil=True)
 def store_row(row, values, limits):  # type: ignore[no-untyped-def]
     """``row[:] = values``: as they are for ``limits=None``, else rounded half to even and saturated to
-    ``limits = (low, high)`` (NaN -> low). A plain range over whole (sliced) arrays, which LLVM vectorises."""
+    ``limits = (low, high)`` (NaN -> low). A plain range over whole (sliced) arrays, which LLVM vectorises
+    (numba's ``row[:] = values`` checks the two for overlap first, which cost more than copying a 64-value row)."""
     if limits is None:  # pruned at compile time: a float row
-        row[:] = values
+        for i in range(values.size):
+            row[i] = values[i]
         return
     low, high = limits
     for i in range(values.size):
