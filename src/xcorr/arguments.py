@@ -91,9 +91,12 @@ def to_tensor(
         array = array.astype(array.dtype.newbyteorder("="))
     if not array.flags.c_contiguous or (array.ndim and array.strides != np.ascontiguousarray(array).strides):
         array = array.copy(order="C")  # not ascontiguousarray, which makes a scalar 1-D
-    with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs
-        warnings.simplefilter("ignore", UserWarning)
+    if array.flags.writeable:
         tensor = torch.from_numpy(array)
+    else:
+        with warnings.catch_warnings():  # read-only arrays are fine: xcorr never writes into its inputs
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.from_numpy(array)
     target = _float_dtype(tensor.dtype, name)
     if dtype is not None:
         target = dtype

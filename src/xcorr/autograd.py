@@ -103,6 +103,11 @@ def correlate_problem(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: T
     if traced(x, w):
         y = _through_operator(x, w, problem.stride, problem.padding, problem.dilation, problem.groups, algo)
         return _add_bias(y, bias)
+    return _correlate_eager(x, w, problem, algo, bias)
+
+
+def _correlate_eager(x: Tensor, w: Tensor, problem: Problem, algo: str, bias: Tensor | None) -> Tensor:
+    """:func:`correlate_problem` on plain tensors outside any trace (the caller has checked)."""
     requires_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     plan = plan_problem(problem, requires_grad=requires_grad, algo=algo)
     if not requires_grad and not (bias is not None and bias.requires_grad):
@@ -228,7 +233,7 @@ def correlate(
     if traced(x, w):
         return _add_bias(_through_operator(x, w, stride, padding, dilation, groups, algo), bias)
     problem = problem_for(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return correlate_problem(x, w, problem, algo, bias)
+    return _correlate_eager(x, w, problem, algo, bias)
 
 
 from xcorr import op  # noqa: E402  (op registers torch.ops.xcorr.correlate, which the roads above call)

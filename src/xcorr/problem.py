@@ -7,6 +7,7 @@ A :class:`Problem` holds shapes and geometry only, never array values, so the pl
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -54,7 +55,7 @@ class Problem:
         kh, kw = self.weight_shape[2:]
         return self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1
 
-    @property
+    @functools.cached_property  # read several times per call on the way to a kernel
     def output_shape(self) -> Quad:
         """(N, O, Ho, Wo); Ho or Wo is 0 or less when the kernel does not fit."""
         (ph, pw), (eh, ew) = self.padded_size, self.kernel_extent
