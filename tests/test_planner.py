@@ -274,3 +274,48 @@ def test_a_layer_mixing_kernels_is_timed_whole_against_torchs_once(monkeypatch: 
     torch.testing.assert_close(y, expected, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(x.grad, x2.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(w.grad, w2.grad, atol=1e-3, rtol=1e-4)
+
+
+def test_8_and_16_bit_samples_are_measured_as_they_run() -> None:
+    """A uint16 image's first call times each candidate as it would run on that image: an algorithm that reads
+    samples (``run_extended``) on the uint16 samples, never on a float copy; the others on a float copy. A
+    float32 image of the same size is a problem of its own, timed on floats. Results match the float64 reference."""
+    import numpy as np
+    import scipy.ndimage
+
+    from xcorr.algo.registry import register, unregister
+
+    calls: dict[str, list[torch.dtype]] = {"reader reads": [], "reader runs": [], "copier runs": []}
+    direct = get_algorithm("direct")
+    assert direct.run_extended is not None
+
+    def recorded(name: str, kernel: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def run(x: torch.Tensor, *rest: object) -> torch.Tensor:
+            calls[name].append(x.dtype)
+            return kernel(x, *rest)
+
+        return run
+
+    reader = dataclasses.replace(
+        direct,
+        name="reader",
+        run=recorded("reader runs", direct.run),
+        run_extended=recorded("reader reads", direct.run_extended),
+    )
+    register(reader)
+    register(dataclasses.replace(direct, name="copier", run=recorded("copier runs", direct.run), run_extended=None))
+    try:
+        image = np.random.default_rng(0).integers(0, 65536, (512, 512), dtype=np.uint16)
+        kernel = np.random.default_rng(1).random((5, 5), dtype=np.float32)
+        with xcorr.use(measure=True):
+            result = xcorr.filter2d(image, kernel, boundary="reflect")
+            assert len(calls["reader reads"]) >= 2 and set(calls["reader reads"]) == {torch.uint16}  # timed, maybe run
+            assert calls["reader runs"] == [] and set(calls["copier runs"]) == {torch.float32}
+            for seen in calls.values():
+                seen.clear()
+            xcorr.filter2d(image.astype(np.float32), kernel, boundary="reflect")
+            assert len(calls["copier runs"]) >= 2 and len(calls["reader runs"] + calls["reader reads"]) >= 2
+    finally:
+        unregister("reader"), unregister("copier")
+    expected = scipy.ndimage.correlate(image.astype(np.float64), kernel, mode="mirror")
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6 * 65535)

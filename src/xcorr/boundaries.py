@@ -25,15 +25,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from xcorr.algo import direct, fft
+from xcorr.algo import get_algorithm
+from xcorr.algo.registry import Algorithm
 from xcorr.autograd import correlate, problem_for, traced
 from xcorr.padding import index_tensor, pad, source_indices, take
 from xcorr.planner import plan_problem
 from xcorr.problem import Pair, Problem, Quad
-
-_READ_IN_KERNELS = {"direct": direct.run_extended, "fft": fft.run_extended}
-"""The algorithms that read a boundary themselves, by name:
-``run_extended(x, w, problem, boundary, samples, result_dtype)``."""
 
 BAND_MIN_ELEMENTS = 3 * 2**18
 """Inputs smaller than this are padded whole: the bands' four windows and two extra engine calls cost a fixed
@@ -87,8 +84,8 @@ def correlate_extended(
     if zeros and x.is_floating_point():
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
-    if planned is not None and planned[0] in _READ_IN_KERNELS and (zeros or boundary != "constant"):
-        y = _READ_IN_KERNELS[planned[0]](x, w, planned[1], boundary, samples, result_dtype if bias is None else None)
+    if planned is not None and planned[0].run_extended is not None and (zeros or boundary != "constant"):
+        y = planned[0].run_extended(x, w, planned[1], boundary, samples, result_dtype if bias is None else None)
         return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
     if zeros:
@@ -98,7 +95,7 @@ def correlate_extended(
     rows = _interior(height, padding[0], padding[1], extent[0], stride[0])
     cols = _interior(width, padding[2], padding[3], extent[1], stride[1])
     # A transform's time per pixel does not grow with the kernel, the bands' (direct sums) does: pad instead.
-    transform = planned is not None and planned[0] == "fft"  # here a nonzero cval: padded, not read in the tiles
+    transform = planned is not None and planned[0].name == "fft"  # here a nonzero cval: padded, not read in the tiles
     if transform or x.numel() < BAND_MIN_ELEMENTS or rows[1] >= rows[2] or cols[1] >= cols[2]:
         return correlate(pad(x, padding, boundary, cval, samples), w, **settings)
     y = correlate(x, w, padding=padding, **settings)
@@ -130,7 +127,7 @@ def correlate_extended(
 
 def _planned_without_autograd(
     x: Tensor, w: Tensor, padding: Quad, settings: dict[str, Any]
-) -> tuple[str, Problem] | None:
+) -> tuple[Algorithm, Problem] | None:
     """The planner's algorithm for the zero-padded problem, and the problem, where nothing records the call (no
     gradient, tracing or autocast; CPU): the direct algorithm then reads the boundary inside its kernels, at no
     extra cost, and a transform takes a padded copy rather than bands of direct sums."""
@@ -141,8 +138,9 @@ def _planned_without_autograd(
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
     geometry = {"stride": settings["stride"], "dilation": settings["dilation"], "groups": settings["groups"]}
-    problem = dataclasses.replace(problem_for(x, w, padding=padding, **geometry), dtype=w.dtype)  # x: maybe samples
-    return plan_problem(problem, algo=settings["algo"]).forward.algorithm, problem
+    samples = None if x.is_floating_point() else x.dtype  # 8/16-bit: read as they are where a kernel can
+    problem = dataclasses.replace(problem_for(x, w, padding=padding, **geometry), dtype=w.dtype, input_dtype=samples)
+    return get_algorithm(plan_problem(problem, algo=settings["algo"]).forward.algorithm), problem
 
 
 def _correlate_band(window: Tensor, w: Tensor, settings: dict[str, Any]) -> Tensor:

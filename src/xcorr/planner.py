@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -198,12 +198,15 @@ def _choose(
 
 
 def _cost(algorithm: Algorithm, problem: Problem) -> float:
-    """The algorithm's own estimate, plus the layout copies the engine makes for it (a channels-last input copied
-    to contiguous and the result back, :meth:`Algorithm.run_in_layout`)."""
+    """The algorithm's own estimate, plus the copies the engine makes for it: a channels-last input copied to
+    contiguous and the result back (:meth:`Algorithm.run_in_layout`), 8/16-bit samples converted to a float copy
+    where the algorithm cannot read them (:attr:`Algorithm.run_extended`)."""
     seconds = algorithm.cost(problem)
     if problem.channels_last and not algorithm.channels_last:
         n, o, ho, wo = problem.output_shape
         seconds += costs.COPY_PER_ELEMENT * (math.prod(problem.input_shape) + n * o * max(ho, 0) * max(wo, 0))
+    if problem.input_dtype is not None and algorithm.run_extended is None:
+        seconds += costs.COPY_PER_ELEMENT * math.prod(problem.input_shape)
     return seconds
 
 
@@ -434,6 +437,8 @@ def _product_call(origin: Origin) -> Callable[[str], Callable[[], Tensor]]:
         return torch.randn(tuple(max(size, 0) for size in shape), dtype=forward.dtype, device=forward.device)
 
     x, w = noise(forward.input_shape), noise(forward.weight_shape)
+    if kind == "forward" and forward.input_dtype is not None:
+        return _samples_call(forward, forward.input_dtype, w)
     if kind == "forward":
         if forward.channels_last:  # timed as it runs: on this layout, with the copies it makes
             x = x.contiguous(memory_format=torch.channels_last)
@@ -446,6 +451,22 @@ def _product_call(origin: Origin) -> Callable[[str], Callable[[], Tensor]]:
     if kind == "grad_input":
         return lambda name: functools.partial(input_gradient, dy, w, forward, name, run)
     return lambda name: functools.partial(weight_gradient, x, dy, forward, name, run)
+
+
+def _samples_call(forward: Problem, stored: torch.dtype, w: Tensor) -> Callable[[str], Callable[[], Tensor]]:
+    """:func:`_product_call` for a forward problem on 8/16-bit samples of dtype ``stored``: random samples, read
+    as they are by an algorithm's ``run_extended``, converted to a float copy first for the others."""
+    # any values in range: the kernels' time does not depend on them
+    samples = torch.randint(0, 256, forward.input_shape, dtype=torch.int32).to(stored)
+    in_float = replace(forward, input_dtype=None)
+
+    def call(name: str) -> Callable[[], Tensor]:
+        algorithm = get_algorithm(name)
+        if algorithm.run_extended is not None:
+            return functools.partial(algorithm.run_extended, samples, w, forward, "constant")
+        return lambda: algorithm.run_in_layout(samples.to(forward.dtype), w, in_float)
+
+    return call
 
 
 def _measure_winner(candidates: Sequence[str], origin: Origin, repeats: int) -> str:

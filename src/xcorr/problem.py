@@ -25,6 +25,9 @@ class Problem:
     ``torch.nn.functional.conv2d``. ``weight_rank`` is the numerical rank of the worst (o, c) kernel slice when
     it is known (the separable algorithm needs it), else ``None``. ``channels_last``: ``x`` is laid out channels
     last (and the result will be), which changes what each algorithm costs (:func:`is_channels_last`).
+    ``input_dtype``: the 8- or 16-bit dtype ``x`` is stored in where the kernels that can read such samples as they
+    are (:attr:`xcorr.algo.registry.Algorithm.run_extended`) accumulate in ``dtype``, else ``None`` (``x`` is in
+    ``dtype``): reading a ``uint16`` sample costs a kernel more than reading a float, so plans differ.
 
     Example:
         >>> Problem((1, 1, 6, 8), (1, 1, 1, 2)).output_shape
@@ -41,6 +44,7 @@ class Problem:
     device: str = "cpu"
     weight_rank: int | None = None
     channels_last: bool = False
+    input_dtype: torch.dtype | None = None
 
     @property
     def padded_size(self) -> Pair:
@@ -89,7 +93,8 @@ class Problem:
         if self.groups != 1:
             parts.append(f"groups {self.groups}")
         layout = ", channels last" if self.channels_last else ""
-        return ", ".join(parts) + f", {str(self.dtype).removeprefix('torch.')}{layout} on {self.device}"
+        samples = "" if self.input_dtype is None else f" ({str(self.input_dtype).removeprefix('torch.')} samples)"
+        return ", ".join(parts) + f", {str(self.dtype).removeprefix('torch.')}{samples}{layout} on {self.device}"
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

@@ -341,5 +341,6 @@ ALGORITHM = register(
         cost=cost,
         exact=True,
         summary="numba sliding-window sum, SIMD and multi-threaded: small kernels, images and depthwise layers",
+        run_extended=run_extended,
     )
 )

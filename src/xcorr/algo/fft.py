@@ -539,5 +539,6 @@ ALGORITHM = register(
         cost=cost,
         exact=False,
         summary="overlap-save FFT tiles (torch.fft, CPU or CUDA): large kernels; absolute error ~eps*max|x|*sum|w|",
+        run_extended=run_extended,
     )
 )

@@ -35,6 +35,11 @@ class Algorithm:
         weight_gradient: optional ``weight_gradient(x, dy, problem) -> dw`` (O, C // groups, kh, kw), likewise.
         channels_last: ``run`` reads a channels-last ``x`` as it is laid out (the engine hands the others a
             contiguous copy and converts their result back).
+        run_extended: optional ``run_extended(x, w, problem, boundary, samples=1, result_dtype=None) -> y``, ``run``
+            with ``problem.padding`` extending ``x`` by ``boundary`` (a ``numpy.pad`` mode) inside the kernels,
+            ``x`` possibly 8- or 16-bit samples read as they are (``problem.input_dtype``), rows of ``samples``
+            interleaved channels, and the result rounded into an integer ``result_dtype`` where one is given
+            (see :func:`xcorr.algo.direct.run_extended`). The others get a padded float copy.
     """
 
     name: str
@@ -46,6 +51,7 @@ class Algorithm:
     input_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
     weight_gradient: Callable[[Tensor, Tensor, Problem], Tensor] | None = None
     channels_last: bool = False
+    run_extended: Callable[..., Tensor] | None = None
 
     def run_in_layout(self, x: Tensor, w: Tensor, problem: Problem) -> Tensor:
         """:attr:`run`, with a channels-last ``x`` handed over as it is where the algorithm reads that layout, else

@@ -15,6 +15,9 @@ One row at a time, each input row is loaded once per output row that reads it. T
 end compute four consecutive output rows together for the commonest small kernels (3x3, and columns of seven, five
 or four rows), loading each input row once for all four.
 
+8- and 16-bit samples are read as the float dtype of the sums (``as_float = out.dtype.type``): left to itself numba
+computes ``uint16 * float32`` in float64, three times slower.
+
 Floating-point: compiled with ``fastmath={"contract"}`` only, so ``w * x + s`` may become one fused
 multiply-add but nothing is reassociated; the result is a direct sum with the usual error bound
 ``~ taps * eps * sum |w| |x|``.
@@ -77,13 +80,22 @@ def correlate_taps(out, src, rows, offsets, weights, count, stride):  # type: ig
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _sweep8(out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7, w, stride, store):  # type: ignore[no-untyped-def]
     """``out[c] (+)= w[0] * r0[b0 + c * stride] + ... + w[7] * r7[b7 + c * stride]``."""
+    as_float = out.dtype.type
     n = np.uint64(out.shape[0])
     w0, w1, w2, w3, w4, w5, w6, w7 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
     step = np.uint64(stride)
     for c in range(n):
         k = c * step
-        v = (w0 * r0[b0 + k] + w1 * r1[b1 + k] + w2 * r2[b2 + k] + w3 * r3[b3 + k]) + (
-            w4 * r4[b4 + k] + w5 * r5[b5 + k] + w6 * r6[b6 + k] + w7 * r7[b7 + k]
+        v = (
+            w0 * as_float(r0[b0 + k])
+            + w1 * as_float(r1[b1 + k])
+            + w2 * as_float(r2[b2 + k])
+            + w3 * as_float(r3[b3 + k])
+        ) + (
+            w4 * as_float(r4[b4 + k])
+            + w5 * as_float(r5[b5 + k])
+            + w6 * as_float(r6[b6 + k])
+            + w7 * as_float(r7[b7 + k])
         )
         if store:
             out[c] = v
@@ -94,11 +106,17 @@ def _sweep8(out, r0, r1, r2, r3, r4, r5, r6, r7, b0, b1, b2, b3, b4, b5, b6, b7,
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _sweep4(out, r0, r1, r2, r3, b0, b1, b2, b3, w0, w1, w2, w3, stride, store):  # type: ignore[no-untyped-def]
     """``out[c] (+)= w0 * r0[b0 + c * stride] + ... + w3 * r3[b3 + c * stride]``."""
+    as_float = out.dtype.type
     n = np.uint64(out.shape[0])
     step = np.uint64(stride)
     for c in range(n):
         k = c * step
-        v = w0 * r0[b0 + k] + w1 * r1[b1 + k] + w2 * r2[b2 + k] + w3 * r3[b3 + k]
+        v = (
+            w0 * as_float(r0[b0 + k])
+            + w1 * as_float(r1[b1 + k])
+            + w2 * as_float(r2[b2 + k])
+            + w3 * as_float(r3[b3 + k])
+        )
         if store:
             out[c] = v
         else:
@@ -108,11 +126,12 @@ def _sweep4(out, r0, r1, r2, r3, b0, b1, b2, b3, w0, w1, w2, w3, stride, store):
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _sweep2(out, r0, r1, b0, b1, w0, w1, stride, store):  # type: ignore[no-untyped-def]
     """``out[c] (+)= w0 * r0[b0 + c * stride] + w1 * r1[b1 + c * stride]``."""
+    as_float = out.dtype.type
     n = np.uint64(out.shape[0])
     step = np.uint64(stride)
     for c in range(n):
         k = c * step
-        v = w0 * r0[b0 + k] + w1 * r1[b1 + k]
+        v = w0 * as_float(r0[b0 + k]) + w1 * as_float(r1[b1 + k])
         if store:
             out[c] = v
         else:
@@ -122,10 +141,11 @@ def _sweep2(out, r0, r1, b0, b1, w0, w1, stride, store):  # type: ignore[no-unty
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _sweep1(out, r0, b0, w0, stride, store):  # type: ignore[no-untyped-def]
     """``out[c] (+)= w0 * r0[b0 + c * stride]``."""
+    as_float = out.dtype.type
     n = np.uint64(out.shape[0])
     step = np.uint64(stride)
     for c in range(n):
-        v = w0 * r0[b0 + c * step]
+        v = w0 * as_float(r0[b0 + c * step])
         if store:
             out[c] = v
         else:
@@ -147,16 +167,17 @@ def correlate_3x3_four_rows(out, lo, n, src, start, w, step):  # type: ignore[no
     ``out`` (4, Wo) and ``src`` (6, W) C-contiguous of one float dtype, every read inside ``src``; ``w`` (3, 3).
     Eighteen loads and four stores per column for 36 multiply-adds, nothing accumulated in memory.
     """
+    as_float = out.dtype.type
     first, begin, one, two = np.uint64(lo), np.uint64(start), np.uint64(step), np.uint64(2 * step)
     w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
-        a0, a1, a2 = src[0, k], src[0, k + one], src[0, k + two]
-        b0, b1, b2 = src[1, k], src[1, k + one], src[1, k + two]
-        d0, d1, d2 = src[2, k], src[2, k + one], src[2, k + two]
-        e0, e1, e2 = src[3, k], src[3, k + one], src[3, k + two]
-        f0, f1, f2 = src[4, k], src[4, k + one], src[4, k + two]
-        g0, g1, g2 = src[5, k], src[5, k + one], src[5, k + two]
+        a0, a1, a2 = as_float(src[0, k]), as_float(src[0, k + one]), as_float(src[0, k + two])
+        b0, b1, b2 = as_float(src[1, k]), as_float(src[1, k + one]), as_float(src[1, k + two])
+        d0, d1, d2 = as_float(src[2, k]), as_float(src[2, k + one]), as_float(src[2, k + two])
+        e0, e1, e2 = as_float(src[3, k]), as_float(src[3, k + one]), as_float(src[3, k + two])
+        f0, f1, f2 = as_float(src[4, k]), as_float(src[4, k + one]), as_float(src[4, k + two])
+        g0, g1, g2 = as_float(src[5, k]), as_float(src[5, k + one]), as_float(src[5, k + two])
         out[0, m] = (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
         out[1, m] = (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
         out[2, m] = (w0 * d0 + w1 * d1 + w2 * d2) + (w3 * e0 + w4 * e1 + w5 * e2) + (w6 * f0 + w7 * f1 + w8 * f2)
@@ -191,24 +212,25 @@ def add_column_four_rows(out, lo, n, src, start, w):  # type: ignore[no-untyped-
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _add_column4(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
     """:func:`add_column_four_rows` for 4 kernel rows: ``src`` (7, W)."""
+    as_float = out.dtype.type
     first, begin = np.uint64(lo), np.uint64(start)
     w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
         a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
-        x = src[0, k]
+        x = as_float(src[0, k])
         a0 = a0 + w0 * x
-        x = src[1, k]
+        x = as_float(src[1, k])
         a0, a1 = a0 + w1 * x, a1 + w0 * x
-        x = src[2, k]
+        x = as_float(src[2, k])
         a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
-        x = src[3, k]
+        x = as_float(src[3, k])
         a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
-        x = src[4, k]
+        x = as_float(src[4, k])
         a1, a2, a3 = a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
-        x = src[5, k]
+        x = as_float(src[5, k])
         a2, a3 = a2 + w3 * x, a3 + w2 * x
-        x = src[6, k]
+        x = as_float(src[6, k])
         a3 = a3 + w3 * x
         out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3
 
@@ -216,26 +238,27 @@ def _add_column4(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _add_column5(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
     """:func:`add_column_four_rows` for 5 kernel rows: ``src`` (8, W)."""
+    as_float = out.dtype.type
     first, begin = np.uint64(lo), np.uint64(start)
     w0, w1, w2, w3, w4 = w[0], w[1], w[2], w[3], w[4]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
         a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
-        x = src[0, k]
+        x = as_float(src[0, k])
         a0 = a0 + w0 * x
-        x = src[1, k]
+        x = as_float(src[1, k])
         a0, a1 = a0 + w1 * x, a1 + w0 * x
-        x = src[2, k]
+        x = as_float(src[2, k])
         a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
-        x = src[3, k]
+        x = as_float(src[3, k])
         a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
-        x = src[4, k]
+        x = as_float(src[4, k])
         a0, a1, a2, a3 = a0 + w4 * x, a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
-        x = src[5, k]
+        x = as_float(src[5, k])
         a1, a2, a3 = a1 + w4 * x, a2 + w3 * x, a3 + w2 * x
-        x = src[6, k]
+        x = as_float(src[6, k])
         a2, a3 = a2 + w4 * x, a3 + w3 * x
-        x = src[7, k]
+        x = as_float(src[7, k])
         a3 = a3 + w4 * x
         out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3
 
@@ -243,29 +266,30 @@ def _add_column5(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
 @numba.njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _add_column7(out, lo, n, src, start, w):  # type: ignore[no-untyped-def]
     """:func:`add_column_four_rows` for 7 kernel rows: ``src`` (10, W)."""
+    as_float = out.dtype.type
     first, begin = np.uint64(lo), np.uint64(start)
     w0, w1, w2, w3, w4, w5, w6 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
     for c in range(np.uint64(n)):
         k, m = begin + c, first + c
         a0, a1, a2, a3 = out[0, m], out[1, m], out[2, m], out[3, m]
-        x = src[0, k]
+        x = as_float(src[0, k])
         a0 = a0 + w0 * x
-        x = src[1, k]
+        x = as_float(src[1, k])
         a0, a1 = a0 + w1 * x, a1 + w0 * x
-        x = src[2, k]
+        x = as_float(src[2, k])
         a0, a1, a2 = a0 + w2 * x, a1 + w1 * x, a2 + w0 * x
-        x = src[3, k]
+        x = as_float(src[3, k])
         a0, a1, a2, a3 = a0 + w3 * x, a1 + w2 * x, a2 + w1 * x, a3 + w0 * x
-        x = src[4, k]
+        x = as_float(src[4, k])
         a0, a1, a2, a3 = a0 + w4 * x, a1 + w3 * x, a2 + w2 * x, a3 + w1 * x
-        x = src[5, k]
+        x = as_float(src[5, k])
         a0, a1, a2, a3 = a0 + w5 * x, a1 + w4 * x, a2 + w3 * x, a3 + w2 * x
-        x = src[6, k]
+        x = as_float(src[6, k])
         a0, a1, a2, a3 = a0 + w6 * x, a1 + w5 * x, a2 + w4 * x, a3 + w3 * x
-        x = src[7, k]
+        x = as_float(src[7, k])
         a1, a2, a3 = a1 + w6 * x, a2 + w5 * x, a3 + w4 * x
-        x = src[8, k]
+        x = as_float(src[8, k])
         a2, a3 = a2 + w6 * x, a3 + w5 * x
-        x = src[9, k]
+        x = as_float(src[9, k])
         a3 = a3 + w6 * x
         out[0, m], out[1, m], out[2, m], out[3, m] = a0, a1, a2, a3
