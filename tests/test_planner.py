@@ -278,7 +278,7 @@ def test_a_layer_mixing_kernels_is_timed_whole_against_torchs_once(monkeypatch: 
 
 def test_8_and_16_bit_samples_are_measured_as_they_run() -> None:
     """A uint16 image's first call times each candidate as it would run on that image: an algorithm that reads
-    samples (``run_extended``) on the uint16 samples, never on a float copy; the others on a float copy. A
+    samples (``run_extended``) on the uint16 samples, the others on a float copy, never on samples. A
     float32 image of the same size is a problem of its own, timed on floats. Results match the float64 reference."""
     import numpy as np
     import scipy.ndimage
@@ -310,7 +310,9 @@ def test_8_and_16_bit_samples_are_measured_as_they_run() -> None:
         with xcorr.use(measure=True):
             result = xcorr.filter2d(image, kernel, boundary="reflect")
             assert len(calls["reader reads"]) >= 2 and set(calls["reader reads"]) == {torch.uint16}  # timed, maybe run
-            assert calls["reader runs"] == [] and set(calls["copier runs"]) == {torch.float32}
+            # (the winner decides what runs after: a float copy through the float plan if it cannot read samples)
+            assert torch.uint16 not in calls["reader runs"] + calls["copier runs"]
+            assert torch.float32 in calls["copier runs"]
             for seen in calls.values():
                 seen.clear()
             xcorr.filter2d(image.astype(np.float32), kernel, boundary="reflect")
