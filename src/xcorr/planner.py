@@ -436,9 +436,9 @@ def _product_call(origin: Origin) -> Callable[[str], Callable[[], Tensor]]:
     def noise(shape: Sequence[int]) -> Tensor:
         return torch.randn(tuple(max(size, 0) for size in shape), dtype=forward.dtype, device=forward.device)
 
-    x, w = noise(forward.input_shape), noise(forward.weight_shape)
     if kind == "forward" and forward.input_dtype is not None:
-        return _samples_call(forward, forward.input_dtype, w)
+        return _samples_call(forward, forward.input_dtype, noise(forward.weight_shape))
+    x, w = noise(forward.input_shape), noise(forward.weight_shape)
     if kind == "forward":
         if forward.channels_last:  # timed as it runs: on this layout, with the copies it makes
             x = x.contiguous(memory_format=torch.channels_last)
