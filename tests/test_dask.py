@@ -384,7 +384,10 @@ def test_match_template_with_an_image_mask_equals_in_memory(
     lazy = xd.match_template(
         da.from_array(image, chunks=(rows, cols)), template, method=method, image_mask=used, mode=mode
     )
-    np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-7, atol=1e-8)
+    # A window of two unmasked pixels scores exactly +-1, from moments that cancel (sums of squares less the
+    # squared mean): the chunked and the whole sums round differently by up to ~5e-7 there (seen: rows=6, cols=15,
+    # a 2x1 template, ccoeff_normed).
+    np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-7, atol=1e-6)
 
 
 def test_match_template_refuses_what_the_in_memory_call_refuses() -> None:

@@ -1,5 +1,5 @@
 """The direct algorithm's own paths: wide rows (read in place, border strips), narrow rows (blocks), wide kernels
-on narrow outputs (dot products), threads."""
+on narrow outputs (dot products)."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import xcorr
 from xcorr import gradients
 from xcorr.algo import direct, dots
-from xcorr.algo.threads import run_tasks
 from xcorr.problem import Problem
 
 
@@ -184,17 +183,6 @@ def test_non_contiguous_input() -> None:
 )
 def test_refuses_with_a_reason(problem: Problem, reason: str) -> None:
     assert reason in (direct.unsupported(problem) or "")
-
-
-def test_run_tasks_covers_every_task_once() -> None:
-    seen: list[int] = []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        run_tasks(lambda first, stop: seen.extend(range(first, stop)), 1000, 1.0)
-    finally:
-        torch.set_num_threads(previous)
-    assert sorted(seen) == list(range(1000))
 
 
 @pytest.mark.parametrize(

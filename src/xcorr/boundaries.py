@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from xcorr.algo import get_algorithm
 from xcorr.algo.registry import Algorithm
-from xcorr.autograd import correlate, problem_for, traced
+from xcorr.autograd import correlate, problem_for, product_runner, traced
 from xcorr.padding import index_tensor, pad, source_indices, take
 from xcorr.planner import plan_problem
 from xcorr.problem import Pair, Problem, Quad
@@ -80,13 +81,13 @@ def correlate_extended(
         True
     """
     settings: dict[str, Any] = {"bias": bias, "stride": stride, "dilation": dilation, "groups": groups, "algo": algo}
+    runner = plain_runner(x, w, padding=padding, boundary=boundary, cval=cval, samples=samples, **settings)
+    if runner is not None:
+        return runner(x, w, bias, result_dtype)
     zeros = not any(padding) or (boundary == "constant" and cval == 0)
     if zeros and x.is_floating_point():
         return correlate(x, w, padding=padding, **settings)
     planned = _planned_without_autograd(x, w, padding, settings)
-    if planned is not None and planned[0].run_extended is not None and (zeros or boundary != "constant"):
-        y = planned[0].run_extended(x, w, planned[1], boundary, samples, result_dtype if bias is None else None)
-        return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
     x = x.to(w.dtype)  # 8- or 16-bit samples that another algorithm runs: a float copy
     if zeros:
         return correlate(x, w, padding=padding, **settings)
@@ -123,6 +124,61 @@ def correlate_extended(
         for ((r0, r1), (c0, c1)), result in zip(bands, results, strict=True):
             y[..., r0:r1, c0:c1] = result
     return y
+
+
+Runner = Callable[[Tensor, Tensor, "Tensor | None", "torch.dtype | None"], Tensor]
+"""``(x, w, bias, result_dtype) -> y``, as :func:`correlate_extended` computes it for tensors like the ones it was
+made for (shapes, dtypes, layout, device, the kernel's rank where it matters)."""
+
+
+def plain_runner(
+    x: Tensor,
+    w: Tensor,
+    *,
+    padding: Quad,
+    boundary: str,
+    cval: float = 0.0,
+    samples: int = 1,
+    bias: Tensor | None = None,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    algo: str = "auto",
+) -> Runner | None:
+    """What :func:`correlate_extended` runs for tensors like ``x`` and ``w`` (the arguments as its own), where the
+    plan alone decides it: nothing records the call (no gradient, tracing or autocast; CPU), and the padding is
+    zeros on float data (the planned algorithm's product) or read inside the planned algorithm's kernels
+    (:attr:`~xcorr.algo.registry.Algorithm.run_extended`). ``None`` where a copy, bands or autograd take part.
+
+    A caller that calls with the same shapes, settings and planner state again may call the runner again: it
+    holds the plan, not the data (``filter2d`` remembers it per call key).
+
+    Example:
+        >>> x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 3, 3)
+        >>> run = plain_runner(x, w, padding=(1, 1, 1, 1), boundary="reflect")
+        >>> y = run(x, w, None, None)
+        >>> bool(torch.allclose(y, correlate_extended(x, w, padding=(1, 1, 1, 1), boundary="reflect")))
+        True
+    """
+    settings: dict[str, Any] = {"bias": bias, "stride": stride, "dilation": dilation, "groups": groups, "algo": algo}
+    planned = _planned_without_autograd(x, w, padding, settings)
+    if planned is None:
+        return None
+    algorithm, problem = planned
+    zeros = not any(padding) or (boundary == "constant" and cval == 0)
+    if zeros and x.is_floating_point():
+        product = product_runner(algorithm.name, problem)
+        return lambda x, w, bias, _: _biased(product(x, w), bias)
+    run_extended = algorithm.run_extended
+    if run_extended is None or not (zeros or boundary != "constant"):
+        return None
+    return lambda x, w, bias, result_dtype: _biased(
+        run_extended(x, w, problem, boundary, samples, result_dtype if bias is None else None), bias
+    )
+
+
+def _biased(y: Tensor, bias: Tensor | None) -> Tensor:
+    return y if bias is None else y.add_(bias.to(y.dtype).view(1, -1, 1, 1))
 
 
 def _planned_without_autograd(

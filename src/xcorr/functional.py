@@ -19,7 +19,8 @@ from torch import Tensor
 from xcorr import arguments, results, routes
 from xcorr.arguments import ArrayLike, NumpyLike, Result
 from xcorr.autograd import PLAIN_TYPES, correlate, runs_torch_kernel, traced_now
-from xcorr.boundaries import correlate_extended
+from xcorr.boundaries import correlate_extended, plain_runner
+from xcorr.filter_routes import FILTER_ROUTES, FilterRoute, filter_key
 from xcorr.problem import Pair, Quad
 from xcorr.routes import Routes
 
@@ -155,6 +156,10 @@ def filter2d(
         >>> filter2d(photo, np.full((3, 3), 0.2), channel_axis=-1, dtype=np.uint8)[0, 0]
         array([160, 160, 160], dtype=uint8)
     """
+    key = None if out is not None else filter_key(image, kernel, (mode, boundary, cval, channel_axis, dtype, algo))
+    route = FILTER_ROUTES.get(key)
+    if route is not None:
+        return route(image, kernel)
     if not isinstance(image, Tensor):
         image = np.asarray(image)
     axis = arguments.check_channel_axis(channel_axis, image.ndim)
@@ -190,18 +195,33 @@ def filter2d(
     size = (h + top + bottom - kh + 1, w + left + right - kw + 1)
     computed = (*leading, *size, samples) if channels_last else (*leading, *size)
     results.check_out_shape(where, computed if channels_last else _channel_moved_back(computed, axis))
-    y = correlate_extended(
-        x.reshape(-1, 1, h, w * samples),
-        k[None, None],
-        padding=(top, bottom, left * samples, right * samples),
-        boundary=boundary,
-        cval=cval,
-        dilation=(1, samples),
-        algo=algo,
-        samples=samples,
-        result_dtype=where.rounded_in_kernels,
+    rows, k4 = x.reshape(-1, 1, h, w * samples), k[None, None]
+    padding, dilation = (top, bottom, left * samples, right * samples), (1, samples)
+    runner = plain_runner(
+        rows, k4, padding=padding, boundary=boundary, cval=cval, samples=samples, dilation=dilation, algo=algo
     )
-    return results.hand_back(y.reshape(computed), where, None if channels_last else axis, to_numpy)
+    if runner is not None:
+        y = runner(rows, k4, None, where.rounded_in_kernels)
+    else:
+        y = correlate_extended(
+            rows,
+            k4,
+            padding=padding,
+            boundary=boundary,
+            cval=cval,
+            dilation=dilation,
+            algo=algo,
+            samples=samples,
+            result_dtype=where.rounded_in_kernels,
+        )
+    moved_axis = None if channels_last else axis
+    if key is not None and not FILTER_ROUTES.knows(key):
+        route = None
+        if runner is not None:
+            shape = (rows.shape[0], 1, h, w * samples)
+            route = FilterRoute(x.dtype, k.dtype, moved_axis, shape, computed, runner, where, to_numpy)
+        FILTER_ROUTES.remember(key, route)
+    return results.hand_back(y.reshape(computed), where, moved_axis, to_numpy)
 
 
 def _channel_moved_back(shape: tuple[int, ...], axis: int | None) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.threads import claim, run_tasks
 
 # Column lags computed in one walk over the image (their rows shared in cache); groups are the threads' tasks.
 _LAGS_PER_GROUP = 8
@@ -34,33 +34,37 @@ def _dot(a, b):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _lag_entries(x3, h, w, groups, first, stop, gram):  # type: ignore[no-untyped-def]
-    """Fill ``gram`` (h*w, h*w), both triangles, for the lag groups ``groups[first:stop]``: rows of
+def _lag_entries(x3, h, w, groups, schedule, gram):  # type: ignore[no-untyped-def]
+    """Fill ``gram`` (h*w, h*w), both triangles, for the lag groups claimed from ``schedule``: rows of ``groups``,
     (a, c_first, c_stop), the lags (a, c) for c in [c_first, c_stop), a >= 0. A group walks the image once: each
     pair of rows (u, u + a) is loaded once for all its column lags."""
     images, height, width = x3.shape
     out_h, out_w = height - h + 1, width - w + 1
     row = np.empty(w)
-    for t in range(first, stop):
-        a, c_first, c_stop = groups[t, 0], groups[t, 1], groups[t, 2]
-        prefix = np.zeros((c_stop - c_first, height - a + 1, w))
-        totals = np.zeros((c_stop - c_first, h - a, w))
-        for b in range(images):
-            for u in range(height - a):
-                top, below = x3[b, u], x3[b, u + a]
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for t in range(first, stop):
+            a, c_first, c_stop = groups[t, 0], groups[t, 1], groups[t, 2]
+            prefix = np.zeros((c_stop - c_first, height - a + 1, w))
+            totals = np.zeros((c_stop - c_first, h - a, w))
+            for b in range(images):
+                for u in range(height - a):
+                    top, below = x3[b, u], x3[b, u + a]
+                    for c in range(c_first, c_stop):
+                        _row_sums(top, below, c, w, out_w, row)
+                        for j in range(w):  # (a loop: an array expression would allocate per row)
+                            prefix[c - c_first, u + 1, j] = prefix[c - c_first, u, j] + row[j]
                 for c in range(c_first, c_stop):
-                    _row_sums(top, below, c, w, out_w, row)
-                    for j in range(w):  # (a loop: an array expression would allocate per row)
-                        prefix[c - c_first, u + 1, j] = prefix[c - c_first, u, j] + row[j]
+                    for i in range(h - a):
+                        for j in range(w):
+                            totals[c - c_first, i, j] += prefix[c - c_first, i + out_h, j] - prefix[c - c_first, i, j]
             for c in range(c_first, c_stop):
                 for i in range(h - a):
-                    for j in range(w):
-                        totals[c - c_first, i, j] += prefix[c - c_first, i + out_h, j] - prefix[c - c_first, i, j]
-        for c in range(c_first, c_stop):
-            for i in range(h - a):
-                for j in range(max(0, -c), min(w, w - c)):
-                    s, r = i * w + j, (i + a) * w + j + c
-                    gram[s, r] = gram[r, s] = totals[c - c_first, i, j]
+                    for j in range(max(0, -c), min(w, w - c)):
+                        s, r = i * w + j, (i + a) * w + j + c
+                        gram[s, r] = gram[r, s] = totals[c - c_first, i, j]
 
 
 @numba.njit(cache=True, boundscheck=False)
@@ -145,5 +149,5 @@ def window_gram(x: np.ndarray, kernel_size: tuple[int, int]) -> np.ndarray:
     )
     gram = np.empty((h * w, h * w))
     seconds = _SECONDS_PER_MAC * (2 * h - 1) * w * x.size
-    run_tasks(lambda first, stop: _lag_entries(x, h, w, groups, first, stop, gram), len(groups), seconds)
+    run_tasks(_lag_entries, (x, h, w, groups), (gram,), len(groups), seconds)
     return gram

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.threads import claim, run_tasks
 
 METHOD_CODES = {"sqdiff": 0, "sqdiff_normed": 1, "ccorr": 2, "ccorr_normed": 3, "ccoeff": 4, "ccoeff_normed": 5}
 _SECONDS_PER_ELEMENT = 2e-9
@@ -38,48 +38,48 @@ def box_moments(x: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.nd
     sums = np.empty((channels, height - kh + 1, width - kw + 1))
     squares = np.empty_like(sums)
     bands = min(sums.shape[1], 4 * 8)
-
-    def rows(first: int, stop: int) -> None:
-        _box_moments(x, kh, kw, sums, squares, first, stop, bands)
-
-    run_tasks(rows, channels * bands, x.size * _SECONDS_PER_ELEMENT * 4)
+    run_tasks(_box_moments, (x, kh, kw, sums, squares), (bands,), channels * bands, x.size * _SECONDS_PER_ELEMENT * 4)
     return sums, squares
 
 
 @numba.njit(cache=True, nogil=True)
-def _box_moments(x, kh, kw, sums, squares, first, stop, bands):  # type: ignore[no-untyped-def]
-    """Tasks ``first:stop`` of :func:`box_moments`: a band of output rows of one channel each."""
+def _box_moments(x, kh, kw, sums, squares, schedule, bands):  # type: ignore[no-untyped-def]
+    """The tasks of :func:`box_moments` claimed from ``schedule``: a band of output rows of one channel each."""
     out_height, out_width = sums.shape[1], sums.shape[2]
     width = x.shape[2]
     column = np.empty(width)
     column_squares = np.empty(width)
-    for task in range(first, stop):
-        c, band = task // bands, task % bands
-        lo, hi = band * out_height // bands, (band + 1) * out_height // bands
-        if lo >= hi:
-            continue
-        column[:] = 0.0
-        column_squares[:] = 0.0
-        for i in range(lo, lo + kh):
-            for j in range(width):
-                v = np.float64(x[c, i, j])
-                column[j] += v
-                column_squares[j] += v * v
-        for r in range(lo, hi):
-            if r > lo:  # slide the column sums down one row
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for task in range(first, stop):
+            c, band = task // bands, task % bands
+            lo, hi = band * out_height // bands, (band + 1) * out_height // bands
+            if lo >= hi:
+                continue
+            column[:] = 0.0
+            column_squares[:] = 0.0
+            for i in range(lo, lo + kh):
                 for j in range(width):
-                    add, drop = np.float64(x[c, r + kh - 1, j]), np.float64(x[c, r - 1, j])
-                    column[j] += add - drop
-                    column_squares[j] += add * add - drop * drop
-            s, q = 0.0, 0.0
-            for j in range(kw):
-                s += column[j]
-                q += column_squares[j]
-            sums[c, r, 0], squares[c, r, 0] = s, q
-            for j in range(1, out_width):
-                s += column[j + kw - 1] - column[j - 1]
-                q += column_squares[j + kw - 1] - column_squares[j - 1]
-                sums[c, r, j], squares[c, r, j] = s, q
+                    v = np.float64(x[c, i, j])
+                    column[j] += v
+                    column_squares[j] += v * v
+            for r in range(lo, hi):
+                if r > lo:  # slide the column sums down one row
+                    for j in range(width):
+                        add, drop = np.float64(x[c, r + kh - 1, j]), np.float64(x[c, r - 1, j])
+                        column[j] += add - drop
+                        column_squares[j] += add * add - drop * drop
+                s, q = 0.0, 0.0
+                for j in range(kw):
+                    s += column[j]
+                    q += column_squares[j]
+                sums[c, r, 0], squares[c, r, 0] = s, q
+                for j in range(1, out_width):
+                    s += column[j + kw - 1] - column[j - 1]
+                    q += column_squares[j + kw - 1] - column_squares[j - 1]
+                    sums[c, r, j], squares[c, r, j] = s, q
 
 
 def combine(
@@ -104,16 +104,14 @@ def combine(
     """
     _n, out_height, _out_width = out.shape
     channels = image[0].shape[0]
-
-    def rows(first: int, stop: int) -> None:
-        _combine(METHOD_CODES[method], cross, *image, *template, weights[0], weights[1], out, first, stop)
-
-    run_tasks(rows, out_height, out.size * (channels + 1) * _SECONDS_PER_ELEMENT)
+    terms = (METHOD_CODES[method], cross, *image, *template, weights[0], weights[1], out)
+    run_tasks(_combine, terms, (), out_height, out.size * (channels + 1) * _SECONDS_PER_ELEMENT)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-def _combine(method, cross, s, sw, ss, ts, tw, tt, w, w2, out, first, stop):  # type: ignore[no-untyped-def]
-    """Output rows ``first:stop`` of every template: the image's terms once per placement, then each template's."""
+def _combine(method, cross, s, sw, ss, ts, tw, tt, w, w2, out, schedule):  # type: ignore[no-untyped-def]
+    """The output rows claimed from ``schedule``, of every template: the image's terms once per placement, then each
+    template's."""
     n, out_width = out.shape[0], out.shape[2]
     channels = s.shape[0]
     centred = method >= 4  # ccoeff: less the window's weighted means, per channel
@@ -133,40 +131,44 @@ def _combine(method, cross, s, sw, ss, ts, tw, tt, w, w2, out, first, stop):  # 
     i_var = np.zeros(out_width)
     row = np.empty(out_width)  # one template's scores, float64 until written
     i_squares = np.zeros(out_width)
-    for r in range(first, stop):
-        i_var[:] = 0.0
-        i_squares[:] = 0.0
-        for c in range(channels):
-            for j in range(out_width):
-                if centred:
-                    mean = s[c, r, j] / w if w != 0 else 0.0
-                    i_mean[c, j] = mean
-                    i_var[j] += ss[c, r, j] - 2 * mean * sw[c, r, j] + mean * mean * w2
-                    i_squares[j] += ss[c, r, j]
-                else:
-                    i_var[j] += ss[c, r, j]
-        if centred:
-            for j in range(out_width):
-                if i_var[j] <= FLAT * i_squares[j]:  # a flat window
-                    i_var[j] = 0.0
-        for t in range(n):
-            for j in range(out_width):
-                row[j] = cross[t, r, j]
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for r in range(first, stop):
+            i_var[:] = 0.0
+            i_squares[:] = 0.0
+            for c in range(channels):
+                for j in range(out_width):
+                    if centred:
+                        mean = s[c, r, j] / w if w != 0 else 0.0
+                        i_mean[c, j] = mean
+                        i_var[j] += ss[c, r, j] - 2 * mean * sw[c, r, j] + mean * mean * w2
+                        i_squares[j] += ss[c, r, j]
+                    else:
+                        i_var[j] += ss[c, r, j]
             if centred:
-                for c in range(channels):
-                    a, b = t_mean[t, c] * w2 - tw[t, c], t_mean[t, c]
+                for j in range(out_width):
+                    if i_var[j] <= FLAT * i_squares[j]:  # a flat window
+                        i_var[j] = 0.0
+            for t in range(n):
+                for j in range(out_width):
+                    row[j] = cross[t, r, j]
+                if centred:
+                    for c in range(channels):
+                        a, b = t_mean[t, c] * w2 - tw[t, c], t_mean[t, c]
+                        for j in range(out_width):
+                            row[j] += i_mean[c, j] * a - b * sw[c, r, j]
+                if method == 0:
                     for j in range(out_width):
-                        row[j] += i_mean[c, j] * a - b * sw[c, r, j]
-            if method == 0:
-                for j in range(out_width):
-                    row[j] = max(t_var[t] - 2 * row[j] + i_var[j], 0.0)
-            elif method == 1:
-                for j in range(out_width):
-                    row[j] = min(max(normed(t_var[t] - 2 * row[j] + i_var[j], t_var[t] * i_var[j], 1.0), 0.0), 1.0)
-            elif method == 3 or method == 5:
-                for j in range(out_width):
-                    row[j] = normed(row[j], max(t_var[t], 0.0) * max(i_var[j], 0.0), 0.0)
-            out[t, r] = row
+                        row[j] = max(t_var[t] - 2 * row[j] + i_var[j], 0.0)
+                elif method == 1:
+                    for j in range(out_width):
+                        row[j] = min(max(normed(t_var[t] - 2 * row[j] + i_var[j], t_var[t] * i_var[j], 1.0), 0.0), 1.0)
+                elif method == 3 or method == 5:
+                    for j in range(out_width):
+                        row[j] = normed(row[j], max(t_var[t], 0.0) * max(i_var[j], 0.0), 0.0)
+                out[t, r] = row
 
 
 @numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")

@@ -36,7 +36,7 @@ from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import correlate_taps
 from xcorr.algo.saturation import store_row, summed_in
 from xcorr.algo.strips import extend_line
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.threads import claim, run_tasks
 from xcorr.padding import source_indices
 from xcorr.problem import Problem
 
@@ -52,11 +52,11 @@ PAGE_BYTES = 4096
 
 @numba.njit(cache=True, nogil=True)
 def _correlate_rows(  # type: ignore[no-untyped-def]
-    x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension, limits
+    x2, w4, y2, schedule, channels, height, groups, out_height, stride, dilation, extension, limits
 ):
-    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw);
-    ``limits``: ``None``, or an integer ``y2``'s range, each row then summed in ``w4``'s dtype and rounded into it
-    (:func:`~xcorr.algo.saturation.store_row`).
+    """The rows of ``y2`` (N*O*Ho, Wo) claimed from ``schedule`` (:func:`~xcorr.algo.threads.claim`), from ``x2``
+    (N*C*H, W) and ``w4`` (O, C // groups, kh, kw); ``limits``: ``None``, or an integer ``y2``'s range, each row
+    then summed in ``w4``'s dtype and rounded into it (:func:`~xcorr.algo.saturation.store_row`).
 
     ``extension`` is ``(top, left, row_source, col_source)``: the padding before the first row and column, and
     for each padded row and column the input one it reads (:func:`xcorr.padding.source_indices`; -1: zero). The
@@ -77,40 +77,45 @@ def _correlate_rows(  # type: ignore[no-untyped-def]
     offsets, strip_offsets = np.empty(taps, np.int64), np.empty(taps, np.int64)
     weights = np.empty(taps, w4.dtype)
     sums = np.empty(out_width, w4.dtype)
-    for flat in range(first, stop):
-        plane, r = flat // out_height, flat % out_height
-        n, o = plane // out_channels, plane % out_channels
-        first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        count = 0
-        for ci in range(channels_per_group):
-            for i in range(kh):
-                q = row_source[r * stride[0] + i * dilation[0]]
-                if q >= 0:
-                    for j in range(kw):
-                        rows[count] = (first_channel + ci) * height + q
-                        strip_rows[count] = ci * kh + i
-                        offsets[count] = lo * stride[1] + j * dilation[1] - left
-                        strip_offsets[count] = j * dilation[1]
-                        weights[count] = w4[o, ci, i, j]
-                        count += 1
-        out = summed_in(y2[flat], sums)
-        correlate_taps(out[lo:hi], x2, rows, offsets, weights, count, stride[1])
-        for a, b in ((0, lo), (hi, out_width)):
-            if a < b:
-                start = a * stride[1]  # padded column of strip column 0
-                length = (b - 1 - a) * stride[1] + (kw - 1) * dilation[1] + 1
-                for t in range(0, count, kw):
-                    extend_line(strip[strip_rows[t]], x2[rows[t]], col_source, 0, length, start)
-                correlate_taps(out[a:b], strip, strip_rows, strip_offsets, weights, count, stride[1])
-        if limits is not None:
-            store_row(y2[flat], sums, limits)
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for flat in range(first, stop):
+            plane, r = flat // out_height, flat % out_height
+            n, o = plane // out_channels, plane % out_channels
+            first_channel = n * channels + (o // outs_per_group) * channels_per_group
+            count = 0
+            for ci in range(channels_per_group):
+                for i in range(kh):
+                    q = row_source[r * stride[0] + i * dilation[0]]
+                    if q >= 0:
+                        for j in range(kw):
+                            rows[count] = (first_channel + ci) * height + q
+                            strip_rows[count] = ci * kh + i
+                            offsets[count] = lo * stride[1] + j * dilation[1] - left
+                            strip_offsets[count] = j * dilation[1]
+                            weights[count] = w4[o, ci, i, j]
+                            count += 1
+            out = summed_in(y2[flat], sums)
+            correlate_taps(out[lo:hi], x2, rows, offsets, weights, count, stride[1])
+            for a, b in ((0, lo), (hi, out_width)):
+                if a < b:
+                    start = a * stride[1]  # padded column of strip column 0
+                    length = (b - 1 - a) * stride[1] + (kw - 1) * dilation[1] + 1
+                    for t in range(0, count, kw):
+                        extend_line(strip[strip_rows[t]], x2[rows[t]], col_source, 0, length, start)
+                    correlate_taps(out[a:b], strip, strip_rows, strip_offsets, weights, count, stride[1])
+            if limits is not None:
+                store_row(y2[flat], sums, limits)
 
 
 @numba.njit(cache=True, nogil=True)
 def _correlate_blocks(  # type: ignore[no-untyped-def]
-    x2, w4, y2, first, stop, channels, height, groups, out_height, dilation, extension, block_rows, limits
+    x2, w4, y2, schedule, channels, height, groups, out_height, dilation, extension, block_rows, limits
 ):
-    """Stride-1 problems with narrow rows: tasks ``first:stop`` of ``block_rows`` output rows of one (n, o) plane.
+    """Stride-1 problems with narrow rows: the tasks claimed from ``schedule``, each ``block_rows`` output rows of
+    one (n, o) plane.
 
     ``extension`` and ``limits`` as :func:`_correlate_rows`'s. The input rows a block reads are copied, extended
     (or with their zero padding), into one buffer of padded-width rows; output row ``u`` column ``c`` then reads
@@ -132,32 +137,36 @@ def _correlate_blocks(  # type: ignore[no-untyped-def]
     weights = np.empty(taps, w4.dtype)
     blocks_per_plane = (out_height + block_rows - 1) // block_rows
     begin, end = max(0, left), min(pitch, left + width)  # buffer columns that hold input columns
-    for task in range(first, stop):
-        plane, first_row = task // blocks_per_plane, (task % blocks_per_plane) * block_rows
-        n, o = plane // out_channels, plane % out_channels
-        first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        count_rows = min(block_rows, out_height - first_row)
-        count = 0
-        for ci in range(channels_per_group):
-            for u in range(count_rows + (kh - 1) * dilation[0]):
-                line = block[0, (ci * in_rows + u) * pitch : (ci * in_rows + u + 1) * pitch]
-                q = row_source[first_row + u]
-                if q < 0:
-                    line[:] = 0
-                    continue
-                source = x2[(first_channel + ci) * height + q]
-                _copy_columns(line, source, begin, end, left)
-                extend_line(line, source, col_source, 0, begin, 0)  # the padding columns
-                extend_line(line, source, col_source, end, pitch, 0)
-            for i in range(kh):
-                for j in range(kw):
-                    offsets[count] = (ci * in_rows + i * dilation[0]) * pitch + j * dilation[1]
-                    weights[count] = w4[o, ci, i, j]
-                    count += 1
-        length = (count_rows - 1) * pitch + out_width
-        correlate_taps(flat_out[:length], block, rows, offsets, weights, count, 1)
-        for u in range(count_rows):
-            store_row(y2[plane * out_height + first_row + u], flat_out[u * pitch : u * pitch + out_width], limits)
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for task in range(first, stop):
+            plane, first_row = task // blocks_per_plane, (task % blocks_per_plane) * block_rows
+            n, o = plane // out_channels, plane % out_channels
+            first_channel = n * channels + (o // outs_per_group) * channels_per_group
+            count_rows = min(block_rows, out_height - first_row)
+            count = 0
+            for ci in range(channels_per_group):
+                for u in range(count_rows + (kh - 1) * dilation[0]):
+                    line = block[0, (ci * in_rows + u) * pitch : (ci * in_rows + u + 1) * pitch]
+                    q = row_source[first_row + u]
+                    if q < 0:
+                        line[:] = 0
+                        continue
+                    source = x2[(first_channel + ci) * height + q]
+                    _copy_columns(line, source, begin, end, left)
+                    extend_line(line, source, col_source, 0, begin, 0)  # the padding columns
+                    extend_line(line, source, col_source, end, pitch, 0)
+                for i in range(kh):
+                    for j in range(kw):
+                        offsets[count] = (ci * in_rows + i * dilation[0]) * pitch + j * dilation[1]
+                        weights[count] = w4[o, ci, i, j]
+                        count += 1
+            length = (count_rows - 1) * pitch + out_width
+            correlate_taps(flat_out[:length], block, rows, offsets, weights, count, 1)
+            for u in range(count_rows):
+                store_row(y2[plane * out_height + first_row + u], flat_out[u * pitch : u * pitch + out_width], limits)
 
 
 @numba.njit(inline="always")
@@ -234,14 +243,14 @@ def run_extended(
     w4 = w.to(problem.dtype).contiguous().numpy()
     limits = None if result_dtype is None else saturation.limits(result_dtype, problem.dtype)
     kernel, geometry, tasks, seconds = _walk(problem, boundary, samples)
-    run_tasks(lambda first, stop: kernel(x2, w4, y2, first, stop, *geometry, limits), tasks, seconds)
+    run_tasks(kernel, (x2, w4, y2), (*geometry, limits), tasks, seconds)
     return y
 
 
 @functools.lru_cache(maxsize=1024)
 def _walk(problem: Problem, boundary: str, samples: int) -> tuple[Any, tuple[Any, ...], int, float]:
     """How :func:`run_extended` walks ``problem``'s output: the numba kernel for its mode (:func:`_mode`), the
-    kernel's arguments after ``(x2, w4, y2, first, stop)``, the task count and the estimated seconds. Depends
+    kernel's arguments after ``(x2, w4, y2, schedule)``, the task count and the estimated seconds. Depends
     on the problem alone, so a call in a loop only looks it up (the boundary's index maps are read-only)."""
     n, c, h, width = problem.input_shape
     _, o, ho, _ = problem.output_shape

@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from xcorr.algo.saturation import store_row
+from xcorr.algo.threads import claim
 from xcorr.problem import Problem
 
 DOT_FASTMATH = {"reassoc", "contract"}
@@ -57,9 +58,10 @@ def _padded(weight, x_row, source):  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def correlate_rows(  # type: ignore[no-untyped-def]
-    x2, w4, y2, first, stop, channels, height, groups, out_height, stride, dilation, extension, limits
+    x2, w4, y2, schedule, channels, height, groups, out_height, stride, dilation, extension, limits
 ):
-    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
+    """The rows of ``y2`` (N*O*Ho, Wo) claimed from ``schedule`` (:func:`~xcorr.algo.threads.claim`), from ``x2``
+    (N*C*H, W) and ``w4`` (O, C // groups, kh, kw).
 
     ``extension`` and ``limits`` as :func:`xcorr.algo.direct._correlate_rows`'s: the top and left padding, the
     input row and column each padded row and column reads (-1: zero), and ``None`` or an integer ``y2``'s range.
@@ -74,31 +76,35 @@ def correlate_rows(  # type: ignore[no-untyped-def]
     phase_width = -(-width // d)
     phases = np.zeros((d, phase_width), x2.dtype)
     sums = np.empty(out_width, np.float64)
-    for flat in range(first, stop):
-        plane, r = flat // out_height, flat % out_height
-        n, o = plane // out_channels, plane % out_channels
-        first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        sums[:] = 0.0
-        for ci in range(channels_per_group):
-            for i in range(kh):
-                q = row_source[r * stride[0] + i * dilation[0]]
-                if q < 0:
-                    continue
-                w_row = w4[o, ci, i]
-                x_row = x2[(first_channel + ci) * height + q]
-                if d > 1:
-                    for p in range(d):
-                        phases[p, : (width - p + d - 1) // d] = x_row[p::d]
-                for c in range(out_width):
-                    start = c * stride[1] - left  # input column of kernel column 0
-                    p = start % d  # the phase kernel column 0 reads (Python's modulo: 0 <= p < d)
-                    inside_first = min(kw, max(0, -(start // d)))  # ceil(-start / d)
-                    inside_stop = max(inside_first, min(kw, (width - 1 - start) // d + 1))
-                    row = phases[p] if d > 1 else x_row
-                    total = np.float64(_dot(w_row, row, inside_first, inside_stop, (start - p) // d))
-                    for j in range(inside_first):
-                        total += _padded(w_row[j], x_row, col_source[start + left + j * d])
-                    for j in range(inside_stop, kw):
-                        total += _padded(w_row[j], x_row, col_source[start + left + j * d])
-                    sums[c] += total
-        store_row(y2[flat], sums, limits)
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for flat in range(first, stop):
+            plane, r = flat // out_height, flat % out_height
+            n, o = plane // out_channels, plane % out_channels
+            first_channel = n * channels + (o // outs_per_group) * channels_per_group
+            sums[:] = 0.0
+            for ci in range(channels_per_group):
+                for i in range(kh):
+                    q = row_source[r * stride[0] + i * dilation[0]]
+                    if q < 0:
+                        continue
+                    w_row = w4[o, ci, i]
+                    x_row = x2[(first_channel + ci) * height + q]
+                    if d > 1:
+                        for p in range(d):
+                            phases[p, : (width - p + d - 1) // d] = x_row[p::d]
+                    for c in range(out_width):
+                        start = c * stride[1] - left  # input column of kernel column 0
+                        p = start % d  # the phase kernel column 0 reads (Python's modulo: 0 <= p < d)
+                        inside_first = min(kw, max(0, -(start // d)))  # ceil(-start / d)
+                        inside_stop = max(inside_first, min(kw, (width - 1 - start) // d + 1))
+                        row = phases[p] if d > 1 else x_row
+                        total = np.float64(_dot(w_row, row, inside_first, inside_stop, (start - p) // d))
+                        for j in range(inside_first):
+                            total += _padded(w_row[j], x_row, col_source[start + left + j * d])
+                        for j in range(inside_stop, kw):
+                            total += _padded(w_row[j], x_row, col_source[start + left + j * d])
+                        sums[c] += total
+            store_row(y2[flat], sums, limits)

@@ -25,6 +25,7 @@ import numpy as np
 from xcorr.algo.rowpass import COLUMN_SIZES, add_column_four_rows, correlate_3x3_four_rows
 from xcorr.algo.saturation import store_row, summed_in
 from xcorr.algo.strips import extend_line
+from xcorr.algo.threads import claim
 from xcorr.padding import source_indices
 from xcorr.problem import Problem
 
@@ -80,10 +81,10 @@ def row_sources(height: int, top: int, bottom: int, boundary: str) -> np.ndarray
 
 @numba.njit(cache=True, nogil=True)
 def correlate_blocks(  # type: ignore[no-untyped-def]
-    x2, w4, y2, first, stop, channels, height, groups, out_height, dilation_x, extension, splits, limits
+    x2, w4, y2, schedule, channels, height, groups, out_height, dilation_x, extension, splits, limits
 ):
-    """Tasks ``first:stop`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and ``w4``
-    (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``extension`` is ``(top, left, row_source,
+    """The tasks claimed from ``schedule`` (blocks of four rows) of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and
+    ``w4`` (O, C // groups, kh, kw), a problem :func:`covers` accepts; ``extension`` is ``(top, left, row_source,
     col_source)``: the padding before, and the input row and column each padded one reads (-1: zero);
     ``splits``: the kernel's rows in groups (:func:`row_groups`); ``limits``: ``None``, or an integer ``y2``'s
     range, each block then summed in ``w4``'s dtype and its rows rounded into ``y2``
@@ -99,25 +100,29 @@ def correlate_blocks(  # type: ignore[no-untyped-def]
     window = np.zeros((rows, width), x2.dtype)
     edge = np.zeros((rows, max(lo, out_width - hi) + reach), x2.dtype)
     scratch = np.empty((4, out_width), w4.dtype)
-    for task in range(first, stop):
-        block = block_of(task, y2, scratch, out_height, w4.shape[0], groups, channels, channels_per_group)
-        r, o, first_channel, out_row, out = block
-        q = r - top  # input row of the block's first kernel row
-        for ci in range(channels_per_group):
-            src = rows_read(x2, (first_channel + ci) * height, q, height, window, row_source[r : r + rows])
-            for a, b in ((lo, hi), (0, lo), (hi, out_width)):  # the interior, then the borders
-                if a >= b:
-                    continue
-                source, start = src, a - left
-                if a != lo or b != hi:  # a border: a copy of the (extended) input columns it reads
-                    for s in range(rows):
-                        extend_line(edge[s], src[s], col_source, 0, b - a + reach, a)
-                    source, start = edge, 0
-                # One call site: numba re-optimises a called kernel once per site.
-                _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, splits, ci == 0)
-        if limits is not None or r + 4 > out_height:  # the block was summed in scratch
-            for u in range(min(4, out_height - r)):
-                store_row(y2[out_row + u], scratch[u], limits)
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for task in range(first, stop):
+            block = block_of(task, y2, scratch, out_height, w4.shape[0], groups, channels, channels_per_group)
+            r, o, first_channel, out_row, out = block
+            q = r - top  # input row of the block's first kernel row
+            for ci in range(channels_per_group):
+                src = rows_read(x2, (first_channel + ci) * height, q, height, window, row_source[r : r + rows])
+                for a, b in ((lo, hi), (0, lo), (hi, out_width)):  # the interior, then the borders
+                    if a >= b:
+                        continue
+                    source, start = src, a - left
+                    if a != lo or b != hi:  # a border: a copy of the (extended) input columns it reads
+                        for s in range(rows):
+                            extend_line(edge[s], src[s], col_source, 0, b - a + reach, a)
+                        source, start = edge, 0
+                    # One call site: numba re-optimises a called kernel once per site.
+                    _sweep(out, a, b - a, source, start, w4[o, ci], dilation_x, splits, ci == 0)
+            if limits is not None or r + 4 > out_height:  # the block was summed in scratch
+                for u in range(min(4, out_height - r)):
+                    store_row(y2[out_row + u], scratch[u], limits)
 
 
 @numba.njit(cache=True, nogil=True)

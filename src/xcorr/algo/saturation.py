@@ -16,7 +16,7 @@ import torch
 from numba.extending import overload
 from torch import Tensor
 
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.threads import claim, run_tasks
 
 SATURATE_BLOCK = 1 << 16
 """Values per task of the threaded rounding (a few per thread even for a small photo)."""
@@ -81,7 +81,9 @@ def write_saturated(y: Tensor, destination: Tensor) -> None:
         values, samples = y.view(-1).numpy(), destination.view(-1).numpy()
         samples_range = limits(destination.dtype, y.dtype)
         run_tasks(
-            lambda first, stop: _round_blocks(values, samples, first, stop, samples_range),
+            _round_blocks,
+            (values, samples),
+            (samples_range,),
             math.ceil(values.size / SATURATE_BLOCK),
             values.size * SATURATE_SECONDS_PER_VALUE,
         )
@@ -91,10 +93,15 @@ def write_saturated(y: Tensor, destination: Tensor) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _round_blocks(values, samples, first, stop, limits):  # type: ignore[no-untyped-def]
-    """Blocks ``first:stop`` (of :data:`SATURATE_BLOCK` values) of :func:`store_row` over 1-D arrays."""
-    span = slice(first * SATURATE_BLOCK, stop * SATURATE_BLOCK)
-    store_row(samples[span], values[span], limits)
+def _round_blocks(values, samples, schedule, limits):  # type: ignore[no-untyped-def]
+    """The blocks (of :data:`SATURATE_BLOCK` values) claimed from ``schedule``, of :func:`store_row` over 1-D
+    arrays."""
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        span = slice(first * SATURATE_BLOCK, stop * SATURATE_BLOCK)
+        store_row(samples[span], values[span], limits)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -19,8 +19,6 @@ kernels qualify at rank 1.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numba
 import numpy as np
 import torch
@@ -31,15 +29,15 @@ from xcorr.algo.direct import compiled_kernel_refusal, row_arrays
 from xcorr.algo.fourrows import block_of, row_groups, row_sources, rows_read
 from xcorr.algo.registry import Algorithm, register
 from xcorr.algo.rowpass import add_column_four_rows, correlate_taps
-from xcorr.algo.threads import run_tasks
+from xcorr.algo.threads import claim, run_tasks
 from xcorr.lowrank import factors
 from xcorr.problem import Problem
 
 
 @numba.njit(cache=True, nogil=True)
-def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
-    """Rows ``first:stop`` of ``y2`` (N*O*Ho, Wo) from ``x2`` (N*C*H, W) and the factors ``cols`` (O, Cg, r, kh),
-    ``rows`` (O, Cg, r, kw)."""
+def _separable_rows(x2, cols, rows, y2, schedule, channels, height, groups, out_height, stride, dilation, top, left):  # type: ignore[no-untyped-def]
+    """The rows of ``y2`` (N*O*Ho, Wo) claimed from ``schedule`` (:func:`~xcorr.algo.threads.claim`), from ``x2``
+    (N*C*H, W) and the factors ``cols`` (O, Cg, r, kh), ``rows`` (O, Cg, r, kw)."""
     out_channels, channels_per_group, rank, kh = cols.shape
     kw = rows.shape[3]
     width = x2.shape[1]
@@ -57,32 +55,36 @@ def _separable_rows(x2, cols, rows, y2, first, stop, channels, height, groups, o
     horizontal_offsets = np.arange(kw) * dilation[1] - left + margin
     unit_stride = stride[0] // stride[0]  # 1, typed like the strides (a literal 1 would compile another copy)
     term = np.empty(y2.shape[1], y2.dtype)
-    for flat in range(first, stop):
-        plane, r = flat // out_height, flat % out_height
-        n, o = plane // out_channels, plane % out_channels
-        first_channel = n * channels + (o // outs_per_group) * channels_per_group
-        out = y2[flat]
-        for ci in range(channels_per_group):
-            for k in range(rank):
-                count = 0
-                for i in range(kh):
-                    q = r * stride[0] + i * dilation[0] - top
-                    if 0 <= q < height:
-                        source_rows[count] = (first_channel + ci) * height + q
-                        vertical_weights[count] = cols[o, ci, k, i]
-                        count += 1
-                correlate_taps(line, x2, source_rows, vertical_offsets, vertical_weights, count, unit_stride)
-                if ci == 0 and k == 0:
-                    correlate_taps(out, source, buffer_rows, horizontal_offsets, rows[o, ci, k], kw, stride[1])
-                else:
-                    correlate_taps(term, source, buffer_rows, horizontal_offsets, rows[o, ci, k], kw, stride[1])
-                    out += term
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for flat in range(first, stop):
+            plane, r = flat // out_height, flat % out_height
+            n, o = plane // out_channels, plane % out_channels
+            first_channel = n * channels + (o // outs_per_group) * channels_per_group
+            out = y2[flat]
+            for ci in range(channels_per_group):
+                for k in range(rank):
+                    count = 0
+                    for i in range(kh):
+                        q = r * stride[0] + i * dilation[0] - top
+                        if 0 <= q < height:
+                            source_rows[count] = (first_channel + ci) * height + q
+                            vertical_weights[count] = cols[o, ci, k, i]
+                            count += 1
+                    correlate_taps(line, x2, source_rows, vertical_offsets, vertical_weights, count, unit_stride)
+                    if ci == 0 and k == 0:
+                        correlate_taps(out, source, buffer_rows, horizontal_offsets, rows[o, ci, k], kw, stride[1])
+                    else:
+                        correlate_taps(term, source, buffer_rows, horizontal_offsets, rows[o, ci, k], kw, stride[1])
+                        out += term
 
 
 @numba.njit(cache=True, nogil=True)
-def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups, out_height, geometry):  # type: ignore[no-untyped-def]
-    """Tasks ``first:stop`` (blocks of four output rows) of ``y2``, as :func:`_separable_rows` computes them, for
-    stride-1 rows, undilated, and columns ``cols`` whose taps make one group of
+def _separable_blocks(x2, cols, rows, y2, schedule, channels, height, groups, out_height, geometry):  # type: ignore[no-untyped-def]
+    """The tasks claimed from ``schedule`` (blocks of four output rows) of ``y2``, as :func:`_separable_rows`
+    computes them, for stride-1 rows, undilated, and columns ``cols`` whose taps make one group of
     :func:`~xcorr.algo.fourrows.row_groups` (5 or 7): the four rows' vertical passes run as one register-blocked
     sweep (:func:`~xcorr.algo.rowpass.add_column_four_rows`), each input row loaded once."""
     out_channels, channels_per_group, rank, kh = cols.shape
@@ -102,24 +104,28 @@ def _separable_blocks(x2, cols, rows, y2, first, stop, channels, height, groups,
     horizontal_offsets = np.zeros(taps, np.int64)
     horizontal_offsets[:kw] = np.arange(kw) * dilation_x - left + margin
     horizontal_weights = np.zeros(taps, y2.dtype)
-    for task in range(first, stop):
-        block = block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group)
-        r, o, first_channel, out_row, out = block
-        for ci in range(channels_per_group):
-            src = rows_read(x2, (first_channel + ci) * height, r - top, height, window, row_source[r : r + kh + 3])
-            for k in range(rank):
-                lines[:4, margin : margin + width] = 0
-                add_column_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
-                horizontal_weights[:kw] = rows[o, ci, k]
-                first_term = ci == 0 and k == 0
-                for u in range(4):
-                    line_rows[:kw] = u
-                    target = out[u] if first_term else term
-                    correlate_taps(target, lines, line_rows, horizontal_offsets, horizontal_weights, taps, stride_x)
-                    if not first_term:
-                        out[u] += term
-        if r + 4 > out_height:
-            y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
+    while True:
+        first, stop = claim(schedule)
+        if first == stop:
+            return
+        for task in range(first, stop):
+            block = block_of(task, y2, scratch, out_height, out_channels, groups, channels, channels_per_group)
+            r, o, first_channel, out_row, out = block
+            for ci in range(channels_per_group):
+                src = rows_read(x2, (first_channel + ci) * height, r - top, height, window, row_source[r : r + kh + 3])
+                for k in range(rank):
+                    lines[:4, margin : margin + width] = 0
+                    add_column_four_rows(lines, margin, width, src, 0, cols[o, ci, k])
+                    horizontal_weights[:kw] = rows[o, ci, k]
+                    first_term = ci == 0 and k == 0
+                    for u in range(4):
+                        line_rows[:kw] = u
+                        target = out[u] if first_term else term
+                        correlate_taps(target, lines, line_rows, horizontal_offsets, horizontal_weights, taps, stride_x)
+                        if not first_term:
+                            out[u] += term
+            if r + 4 > out_height:
+                y2[out_row : out_row + out_height - r] = scratch[: out_height - r]
 
 
 def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
@@ -136,12 +142,10 @@ def run(x: Tensor, w: Tensor, problem: Problem) -> Tensor:
     if _four_rows(problem):
         zero_rows = row_sources(h, top, bottom, "constant")
         blocks = (c, h, problem.groups, ho, (problem.stride[1], problem.dilation[1], top, left, zero_rows))
-        kernel = partial(_separable_blocks, x2, cols, rows, y2)
-        run_tasks(lambda first, stop: kernel(first, stop, *blocks), n * o * -(-ho // 4), cost(problem))
+        run_tasks(_separable_blocks, (x2, cols, rows, y2), blocks, n * o * -(-ho // 4), cost(problem))
     else:
         geometry = (c, h, problem.groups, ho, problem.stride, problem.dilation, top, left)
-        kernel = partial(_separable_rows, x2, cols, rows, y2)
-        run_tasks(lambda first, stop: kernel(first, stop, *geometry), n * o * ho, cost(problem))
+        run_tasks(_separable_rows, (x2, cols, rows, y2), geometry, n * o * ho, cost(problem))
     return y
 
 
