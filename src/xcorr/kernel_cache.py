@@ -25,6 +25,10 @@ from numba.core.registry import CPUDispatcher
 MARKER = "xcorr-kernel-sources.sha256"
 """The file, in each folder numba caches xcorr's kernels in, that holds the hash of the sources they came from."""
 
+sources_digest = ""
+"""The hash of the kernels' sources as :func:`keep_in_step` last found them (empty before): what the tuning cache
+keys its measurements by, so a winner timed on other kernels is timed again."""
+
 
 def keep_in_step(modules: Iterable[ModuleType]) -> bool:
     """Empty the cache of every cached numba kernel in ``modules`` unless it was compiled from these very sources.
@@ -37,8 +41,10 @@ def keep_in_step(modules: Iterable[ModuleType]) -> bool:
         >>> keep_in_step([])  # no cached kernels: nothing to bring in step
         False
     """
+    global sources_digest
     kernels = _cached_kernels(modules)
     digest = _sources_digest({inspect.getsourcefile(kernel.py_func) for kernel in kernels})
+    sources_digest = digest
     markers = {Path(kernel._cache._cache_path) / MARKER for kernel in kernels}
     if all(_read(marker) == digest for marker in markers):
         return False

@@ -1,8 +1,9 @@
 """Measured winners, remembered on disk so ``xcorr.tune`` pays once per shape and machine.
 
 The cache is one JSON file, ``$XCORR_CACHE_DIR/tuning.json`` (default ``~/.cache/xcorr/tuning.json``), keyed
-by the problem (shapes, geometry, dtype, device), torch's thread count and the xcorr and torch versions, so
-a winner measured under other conditions is never reused. A missing, corrupt or foreign file is treated as
+by the problem (shapes, geometry, dtype, device), torch's thread count, the xcorr and torch versions and the
+kernels' sources (:data:`xcorr.kernel_cache.sources_digest`), so a winner measured under other conditions, or
+on other kernels, is never reused. A missing, corrupt or foreign file is treated as
 empty and rewritten at the next measurement; it is never fatal, and neither is a cache that cannot be written
 (read-only, full, a directory where the file should be): the winner is then kept in this process only, with a
 warning.
@@ -26,6 +27,7 @@ from typing import ClassVar
 
 import torch
 
+from xcorr import kernel_cache
 from xcorr._version import __version__
 from xcorr.problem import Problem
 
@@ -59,7 +61,8 @@ def _cache_path(cache_dir: str | None, home: str | None) -> Path:
 
 def _key(problem: Problem, kind: str) -> str:
     prefix = f"{kind}|" if kind else ""
-    return f"{prefix}{problem!r}|threads={torch.get_num_threads()}|xcorr={__version__}|torch={torch.__version__}"
+    versions = f"xcorr={__version__}|kernels={kernel_cache.sources_digest[:16]}|torch={torch.__version__}"
+    return f"{prefix}{problem!r}|threads={torch.get_num_threads()}|{versions}"
 
 
 def _read(path: Path) -> dict[str, str]:
