@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import xcorr
 from xcorr import gradients
-from xcorr.algo import direct, dots
+from xcorr.algo import direct, dots, fourrows
 from xcorr.problem import Problem
 
 
@@ -119,6 +119,17 @@ def test_four_row_sweeps_match_conv2d(
     w = torch.randn(o, c // groups, *kernel, generator=g)
     problem = Problem(shape4(x), shape4(w), padding=(3, 2, 4, 1), dilation=dilation, groups=groups)
     assert_matches_conv2d(run_on_threads(x, w, problem, threads), x, w, problem)
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [((5, 5), (1, 1)), ((9, 4), (1, 1)), ((7, 7), (1, 3))])
+def test_four_row_sweeps_over_several_column_tiles(kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
+    """Rows wider than a tile are swept tile by tile: the seams between tiles, a last partial tile, the borders."""
+    g = torch.Generator().manual_seed(kernel[0])
+    x = torch.randn(1, 1, 9, 2 * fourrows.TILE_COLUMNS + 517, generator=g)
+    w = torch.randn(1, 1, *kernel, generator=g)
+    problem = Problem(shape4(x), shape4(w), padding=(2, 3, 5, 4), dilation=dilation)
+    assert direct.work(problem)[0] == "four rows"
+    assert_matches_conv2d(run_on_threads(x, w, problem, 2), x, w, problem)
 
 
 @pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (7, 7)])
