@@ -2,7 +2,7 @@
 
 A filter applied to every image of a stack, a video or a tile grid is called with the same shapes, dtypes,
 kernel and settings each time, and on a small image the deciding (argument checks, conversions, the plan, the
-kernel's rank) costs more than the filtering: about 60 us against 2 us of OpenCV's on a 32x32 image. The first
+kernel's rank) costs more than the filtering: about 60 us against 2 us of OpenCV's on an 8x8 image. The first
 such call records a :class:`FilterRoute`, what it did in terms of the arrays alone; a repeat with the same
 :func:`filter_key` replays it. Only calls that nothing records are remembered (NumPy or plain CPU tensors, no
 gradient, ``out=`` or tracing), and only where the planned algorithm runs the tensors directly

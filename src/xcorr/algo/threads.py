@@ -16,7 +16,8 @@ none are left, so a core that is busy elsewhere takes fewer. Between calls the p
 caller is inside its kernel (its first chunk claimed), so it takes the GIL while the GIL is free, and the caller
 waits for it in compiled code too. Putting a thread to sleep and waking it costs about 40 us each way on the
 2-core virtual machines this project runs on, and a GIL handed between two busy threads as much: an empty call
-through a ``ThreadPoolExecutor`` took 100 us, through this pool 5 us, as through OpenMP (whose threads spin too).
+through a ``ThreadPoolExecutor`` took 100 us, through this pool 29 us (its thread joins and leaves), and a call of
+130 us of work on one thread took 125 us on two before, 69 us now.
 
 The kernels are compiled serial (``nogil=True``) rather than with ``prange``: a ``parallel=True`` function
 re-optimises every inlined row kernel (about three times the compile time), cannot take the kernels' tuples of
@@ -43,8 +44,8 @@ CHUNKS_PER_THREAD = 4
 # Below this many seconds of estimated work a call runs on the calling thread alone.
 MIN_PARALLEL_SECONDS = 2e-4
 # How long an idle pool thread spins before it sleeps, in CPU cycles (about 6 ms at 2.6 GHz; GNU OpenMP's
-# threads under torch spin about as long): a layer or a filter called in a loop, with other work between the
-# calls, finds it awake. Woken from sleep, a thread joins ~100 us late and runs colder: a 64-image 64x64 5x5
+# threads under torch spin for milliseconds too: a kernel run 3 ms after a torch op still shared a core): a
+# layer or a filter called in a loop, with other work between the calls, finds it awake. Woken from sleep, a thread joins ~100 us late and runs colder: a 64-image 64x64 5x5
 # call 5 ms after the last took 550 us (490 on one thread) with a 0.8 ms budget, 400 us with this one. While it
 # spins it offers its core to any other runnable thread every few microseconds.
 SPIN_CYCLES = 2**24
