@@ -45,9 +45,10 @@ CHUNKS_PER_THREAD = 4
 MIN_PARALLEL_SECONDS = 2e-4
 # How long an idle pool thread spins before it sleeps, in CPU cycles (about 6 ms at 2.6 GHz; GNU OpenMP's
 # threads under torch spin for milliseconds too: a kernel run 3 ms after a torch op still shared a core): a
-# layer or a filter called in a loop, with other work between the calls, finds it awake. Woken from sleep, a thread joins ~100 us late and runs colder: a 64-image 64x64 5x5
-# call 5 ms after the last took 550 us (490 on one thread) with a 0.8 ms budget, 400 us with this one. While it
-# spins it offers its core to any other runnable thread every few microseconds.
+# layer or a filter called in a loop, with other work between the calls, finds it awake. Woken from sleep, a
+# thread joins ~100 us late and runs colder: a 64-image 64x64 5x5 call 5 ms after the last took 550 us (490 on
+# one thread) with a 0.8 ms budget, 400 us with this one. While it spins it offers its core to any other
+# runnable thread every few microseconds.
 SPIN_CYCLES = 2**24
 # Every this many spins a spinning thread offers its core to any other runnable thread (a few microseconds).
 _SPINS_PER_YIELD = 32
